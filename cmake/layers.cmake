@@ -1,0 +1,23 @@
+# velo_layer(NAME [DEPS...] [DIR path]) - one static library per source folder.
+# Sources are globbed so new files need no CMake edit; a folder with no .cpp
+# yet becomes an INTERFACE target so the dependency graph is always valid.
+function(velo_layer name)
+  cmake_parse_arguments(ARG "" "DIR" "" ${ARGN})
+  if(NOT ARG_DIR)
+    set(ARG_DIR src/${name})
+  endif()
+  file(GLOB_RECURSE srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/${ARG_DIR}/*.cpp)
+  set(deps "")
+  foreach(d ${ARG_UNPARSED_ARGUMENTS})
+    list(APPEND deps velo_${d})
+  endforeach()
+  if(srcs)
+    add_library(velo_${name} STATIC ${srcs})
+    target_include_directories(velo_${name} PUBLIC ${CMAKE_SOURCE_DIR}/src)
+    target_link_libraries(velo_${name} PUBLIC ${deps})
+  else()
+    add_library(velo_${name} INTERFACE)
+    target_include_directories(velo_${name} INTERFACE ${CMAKE_SOURCE_DIR}/src)
+    target_link_libraries(velo_${name} INTERFACE ${deps})
+  endif()
+endfunction()

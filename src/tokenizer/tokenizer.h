@@ -1,0 +1,61 @@
+// Tokenizers built from GGUF metadata (tokenizer.ggml.*): SentencePiece-style
+// ("llama") and byte-level BPE ("gpt2"). Matches llama.cpp token for token.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+#include "gguf/gguf.h"
+
+namespace velo {
+
+using Token = int32_t;
+
+enum class TokenAttr : uint8_t { Normal, Unknown, Control, UserDefined, Unused, Byte };
+
+enum class SpecialTokens { Parse, AsText };  // match special-token strings in the input or not
+
+class Tokenizer {
+ public:
+  static Result<std::unique_ptr<Tokenizer>> from_gguf(const gguf::File& file);
+  virtual ~Tokenizer() = default;
+
+  // Token ids for `text`; BOS first when `add_bos` and the model adds one.
+  virtual std::vector<Token> encode(std::string_view text, bool add_bos,
+                                    SpecialTokens special = SpecialTokens::Parse) const = 0;
+  // Raw bytes of one token (byte tokens become their byte, SPM markers become spaces).
+  // Control tokens give "" unless `render_special`.
+  virtual std::string token_to_piece(Token t, bool render_special) const = 0;
+  // Whole-sequence decode (may drop the SPM leading space after BOS like llama.cpp).
+  virtual std::string decode(std::span<const Token> tokens, bool render_special) const = 0;
+
+  virtual int32_t n_vocab() const = 0;
+  virtual std::string_view model_name() const = 0;  // "llama", "gpt2"
+  virtual std::string_view token_text(Token t) const = 0;  // vocabulary entry as stored
+  virtual TokenAttr token_attr(Token t) const = 0;
+  virtual Token bos() const = 0;  // -1 when none
+  virtual Token eos() const = 0;
+  virtual bool adds_bos() const = 0;
+  virtual bool is_eog(Token t) const = 0;  // any end-of-generation token (eos, eot, eom, ...)
+};
+
+// Streams text token by token: emits only complete UTF-8 sequences and holds
+// back the rest until the next token completes them.
+class StreamingDetokenizer {
+ public:
+  StreamingDetokenizer(const Tokenizer& tok, bool render_special);
+  std::string push(Token t);  // text that became complete with this token
+  std::string flush();        // whatever is left (invalid bytes become U+FFFD)
+
+ private:
+  const Tokenizer& tok_;
+  bool render_special_;
+  bool first_ = true;
+  std::string pending_;
+};
+
+}  // namespace velo
