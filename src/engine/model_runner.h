@@ -1,0 +1,50 @@
+// ModelRunner: owns a loaded model (weights, tokenizer, chat template), its
+// paged KV storage and the backend, and executes StepPlans. It makes no
+// scheduling decisions: block tables come from the caller (scheduler, or a
+// trivial contiguous table for a single sequence).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "core/result.h"
+#include "engine/step_plan.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace velo {
+
+struct ModelConfig;  // model/config.h
+
+struct RunnerOptions {
+  int32_t threads = 0;           // 0: the machine's physical cores
+  int32_t ctx_size = 0;          // max tokens per sequence; 0: the model's training context (capped at 8192)
+  int32_t max_seqs = 1;          // sequences that may be resident at once
+  int32_t kv_block_size = 16;    // tokens per KV block
+  int32_t num_kv_blocks = 0;     // 0: enough for max_seqs full contexts
+  int32_t max_batch_tokens = 512;  // largest StepPlan::num_tokens() accepted
+};
+
+class ModelRunner {
+ public:
+  static Result<std::unique_ptr<ModelRunner>> load(const std::string& gguf_path, const RunnerOptions& opts);
+  virtual ~ModelRunner() = default;
+
+  virtual const ModelConfig& config() const = 0;
+  virtual const Tokenizer& tokenizer() const = 0;
+  virtual const ChatTemplate& chat_template() const = 0;
+  virtual int32_t n_vocab() const = 0;
+  virtual int32_t ctx_size() const = 0;
+  virtual int32_t block_size() const = 0;
+  virtual int32_t num_kv_blocks() const = 0;
+  virtual int32_t max_batch_tokens() const = 0;
+
+  // Runs one forward step over all scheduled tokens. Returns n_vocab logits per
+  // sequence with need_logits, in plan order; valid until the next execute().
+  virtual Result<std::span<const float>> execute(const StepPlan& plan) = 0;
+  // Copies the K/V contents of one block into another (copy-on-write of a shared partial block).
+  virtual void copy_block(int32_t src, int32_t dst) = 0;
+};
+
+}  // namespace velo
