@@ -11,7 +11,7 @@ ROOT=$PWD
 JOBS=${JOBS:-$(nproc)}
 
 APT_PACKAGES=(build-essential cmake g++ clang libclang-rt-14-dev pkg-config git ca-certificates
-  nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libcurl4-openssl-dev
+  nlohmann-json3-dev libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev libcli11-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-venv python3-pip python3-dev)
 
 missing=()
