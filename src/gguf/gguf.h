@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/dtype.h"
@@ -98,6 +99,14 @@ class File {
   uint64_t data_offset_ = 0;
   std::vector<KeyValue> kv_;
   std::vector<TensorInfo> tensors_;
+  std::unordered_map<std::string_view, size_t> kv_index_;      // key -> index in kv_
+  std::unordered_map<std::string_view, size_t> tensor_index_;  // name -> index in tensors_
 };
+
+// Limits the reader enforces on untrusted files (see reader.cpp for why).
+inline constexpr uint32_t kMaxArrayDepth = 8;           // nesting of ARRAY values
+inline constexpr uint64_t kMaxAlignment = 1ull << 20;   // general.alignment upper bound
+inline constexpr uint64_t kMaxTensorName = 64;          // bytes, as in the GGUF spec
+inline constexpr uint32_t kMaxDims = 4;
 
 }  // namespace velo::gguf
