@@ -1,0 +1,31 @@
+// Weight-matrix × activations products for the CPU backend: y = x · Wᵀ.
+// Activations are quantized once per call the way llama.cpp does it (Q8_0-style
+// blocks for the 32-element quants, Q8_K for the K-quants, fp16/bf16 rounding
+// for F16/BF16 weights), then each weight row is dotted with integer SIMD.
+#pragma once
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+
+namespace velo::cpu {
+
+// `rows` rows of `cols` elements of `type`, row-major, rows contiguous (row_bytes(type, cols) apart).
+struct WeightMatrix { GgmlType type; const void* data; int64_t rows; int64_t cols; };
+
+// F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K.
+bool matmul_supported(GgmlType t);
+
+// y[i * w.rows + r] = dot(W row r, x[i * w.cols ...]) for i in [0, m): y = x · Wᵀ for m tokens.
+// Parallel over `pool`. No heap allocation in steady state (per-thread scratch
+// grows once and is reused). Preconditions (asserted): matmul_supported(w.type),
+// w.cols a whole number of blocks, x and y not overlapping. Results do not
+// depend on the number of threads.
+void matmul(const WeightMatrix& w, const float* x, int64_t m, float* y, ThreadPool& pool);
+
+// Same, with y rows `y_stride` floats apart (y[i * y_stride + r]), y_stride >= w.rows;
+// lets callers write into a slice of a wider output (e.g. fused QKV buffers).
+void matmul_strided(const WeightMatrix& w, const float* x, int64_t m, float* y, int64_t y_stride,
+                    ThreadPool& pool);
+
+}  // namespace velo::cpu
