@@ -91,6 +91,7 @@ MaybeError parse_openai_request(const json& body, bool chat, int max_n, int32_t 
   if (body.contains("stream_options") && body["stream_options"].is_object())
     if (auto e = read_bool(body["stream_options"], "include_usage", out.include_usage)) return e;
   if (auto e = read_bool(body, "echo", out.echo)) return e;
+  if (auto e = read_bool(body, "ignore_eos", sp.ignore_eos)) return e;  // extension (vLLM, llama.cpp), for benchmarks
 
   // Log-probabilities: chat uses logprobs (bool) + top_logprobs; completions uses logprobs (int).
   if (chat) {
