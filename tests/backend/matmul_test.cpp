@@ -1,0 +1,263 @@
+// matmul against double-precision references built from the reference
+// dequantizer (quant/quant.h) for every supported weight type.
+#include "backend/cpu/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/matmul_kernels.h"
+#include "quant/blocks.h"
+#include "quant/fp16.h"
+#include "quant/quant.h"
+
+namespace velo::cpu {
+namespace {
+
+using detail::ActFormat;
+
+const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,
+                           GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
+                           GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
+                           GgmlType::Q6_K};
+
+// Random weights quantized with the reference quantizer, plus their dequantized values.
+struct Weights {
+  std::vector<uint8_t> bytes;
+  std::vector<float> deq;  // rows × cols
+  WeightMatrix view() const { return {type, bytes.data(), rows, cols}; }
+  GgmlType type;
+  int64_t rows, cols;
+};
+
+Weights make_weights(GgmlType t, int64_t rows, int64_t cols, uint32_t seed) {
+  Weights w;
+  w.type = t;
+  w.rows = rows;
+  w.cols = cols;
+  const uint64_t rb = *row_bytes(t, cols);
+  w.bytes.resize(rb * rows);
+  w.deq.resize(rows * cols);
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> src(cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float row_scale = 0.02f * (1 + r % 7);  // rows of different magnitudes
+    for (auto& v : src) v = nd(rng) * row_scale + (r % 3 == 0 ? 0.01f : 0.0f);
+    EXPECT_TRUE(quant::quantize_row(t, src.data(), w.bytes.data() + r * rb, cols).ok());
+    EXPECT_TRUE(quant::dequantize_row(t, w.bytes.data() + r * rb, w.deq.data() + r * cols, cols).ok());
+  }
+  return w;
+}
+
+std::vector<float> make_x(int64_t m, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(m * cols);
+  for (auto& v : x) v = nd(rng);
+  // An outlier channel, as real activations have, and an all-zero block.
+  for (int64_t i = 0; i < m; ++i) {
+    x[i * cols + 3] = 20.0f;
+    if (cols >= 512)
+      for (int j = 256; j < 288; ++j) x[i * cols + j] = 0.0f;
+  }
+  return x;
+}
+
+// The activation values the kernels actually multiply with (dequantized converted row),
+// and a bound on |that - x| per element.
+void effective_x(GgmlType t, const float* x, int64_t cols, std::vector<double>& xe,
+                 std::vector<double>& err) {
+  const ActFormat f = detail::act_format(t);
+  std::vector<uint8_t> buf(detail::act_row_bytes(f, cols));
+  detail::quantize_act_row_scalar(f, x, buf.data(), cols);
+  xe.assign(cols, 0);
+  err.assign(cols, 0);
+  for (int64_t i = 0; i < cols; ++i) {
+    switch (f) {
+      case ActFormat::kF32: xe[i] = x[i]; break;
+      case ActFormat::kF32AsF16:
+      case ActFormat::kF32AsBF16:
+        xe[i] = reinterpret_cast<const float*>(buf.data())[i];
+        err[i] = std::fabs(x[i]) * (f == ActFormat::kF32AsF16 ? 0x1p-11 : 0x1p-8);
+        break;
+      case ActFormat::kQ8: {
+        const auto& b = reinterpret_cast<const detail::ActQ8*>(buf.data())[i / 32];
+        xe[i] = static_cast<double>(b.d) * b.qs[i % 32];
+        err[i] = 0.57 * b.d + 1e-30;  // half a step, plus the fp16 rounding of d times |q| ≤ 127
+        break;
+      }
+      case ActFormat::kQ8K: {
+        const auto& b = reinterpret_cast<const block_q8_K*>(buf.data())[i / QK_K];
+        xe[i] = static_cast<double>(b.d) * b.qs[i % QK_K];
+        err[i] = 0.51 * std::fabs(b.d) + 1e-30;
+        break;
+      }
+    }
+  }
+}
+
+std::vector<float> run(const Weights& w, const std::vector<float>& x, int64_t m, int threads) {
+  ThreadPool pool(threads);
+  std::vector<float> y(m * w.rows, NAN);
+  matmul(w.view(), x.data(), m, y.data(), pool);
+  return y;
+}
+
+void check_against_references(const Weights& w, const std::vector<float>& x, int64_t m,
+                              const std::vector<float>& y) {
+  std::vector<double> xe, err;
+  for (int64_t i = 0; i < m; ++i) {
+    effective_x(w.type, x.data() + i * w.cols, w.cols, xe, err);
+    for (int64_t r = 0; r < w.rows; ++r) {
+      const float* wr = w.deq.data() + r * w.cols;
+      double ref_q = 0, ref_x = 0, mag = 0, bound = 0;
+      for (int64_t c = 0; c < w.cols; ++c) {
+        ref_q += wr[c] * xe[c];
+        ref_x += static_cast<double>(wr[c]) * x[i * w.cols + c];
+        mag += std::fabs(wr[c] * xe[c]);
+        bound += std::fabs(wr[c]) * err[c];
+      }
+      const double got = y[i * w.rows + r];
+      // Tight: same inputs as the kernel, only float rounding differs.
+      ASSERT_NEAR(got, ref_q, 1e-5 * mag + 1e-6)
+          << type_name(w.type) << " m=" << m << " token " << i << " row " << r;
+      // Loose: against the unconverted activations, within the conversion error bound.
+      ASSERT_NEAR(got, ref_x, bound + 1e-5 * mag + 1e-6)
+          << type_name(w.type) << " m=" << m << " token " << i << " row " << r;
+    }
+  }
+}
+
+class MatmulTypes : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(MatmulTypes, MatchesReferences) {
+  const GgmlType t = GetParam();
+  ASSERT_TRUE(matmul_supported(t));
+  for (int64_t cols : {256, 768}) {
+    const Weights w = make_weights(t, 37, cols, 1234 + static_cast<uint32_t>(cols));
+    for (int64_t m : {1, 2, 3, 7, 33}) {
+      const auto x = make_x(m, cols, 99 + static_cast<uint32_t>(m));
+      const auto y = run(w, x, m, 2);
+      check_against_references(w, x, m, y);
+    }
+  }
+}
+
+TEST_P(MatmulTypes, DeterministicAcrossThreadCountsAndShapes) {
+  const GgmlType t = GetParam();
+  const int64_t cols = 512;
+  for (int64_t rows : {1, 5, 131}) {
+    const Weights w = make_weights(t, rows, cols, 7 + static_cast<uint32_t>(rows));
+    for (int64_t m : {1, 6, 70}) {  // 70 > 64: more than one token block
+      const auto x = make_x(m, cols, 5);
+      const auto y1 = run(w, x, m, 1);
+      for (int threads : {2, 3}) {
+        const auto yn = run(w, x, m, threads);
+        ASSERT_EQ(0, std::memcmp(y1.data(), yn.data(), y1.size() * sizeof(float)))
+            << type_name(t) << " rows=" << rows << " m=" << m << " threads=" << threads;
+      }
+      // Token i of a batch equals the same token alone (tiles do not change the math).
+      std::vector<float> xi(x.end() - cols, x.end());
+      const auto ylast = run(w, xi, 1, 2);
+      ASSERT_EQ(0, std::memcmp(ylast.data(), y1.data() + (m - 1) * rows, rows * sizeof(float)))
+          << type_name(t) << " rows=" << rows << " m=" << m;
+      if (rows == 131 && m == 70) check_against_references(w, x, m, y1);
+    }
+  }
+}
+
+TEST_P(MatmulTypes, SimdMatchesScalarKernel) {
+  const GgmlType t = GetParam();
+  const int64_t rows = 19, cols = 512, m = 5;
+  const Weights w = make_weights(t, rows, cols, 77);
+  const auto x = make_x(m, cols, 78);
+  const ActFormat f = detail::act_format(t);
+  const size_t xrow = detail::act_row_bytes(f, cols);
+  std::vector<uint8_t> xq(xrow * m);
+  for (int64_t i = 0; i < m; ++i) detail::quantize_act_row_scalar(f, x.data() + i * cols, xq.data() + i * xrow, cols);
+  std::vector<float> ys(m * rows), yv(m * rows);
+  const uint64_t rb = *row_bytes(t, cols);
+  detail::Tile tile{w.bytes.data(), rb, xq.data(), xrow, ys.data(), rows, cols};
+  detail::tile_kernel_scalar(t)(tile, rows, m);
+  tile.y = yv.data();
+  detail::tile_kernel(t)(tile, rows, m);
+  for (size_t i = 0; i < ys.size(); ++i) {
+    double mag = 0;
+    for (int64_t c = 0; c < cols; ++c) mag += std::fabs(w.deq[(i % rows) * cols + c] * x[(i / rows) * cols + c]);
+    ASSERT_NEAR(yv[i], ys[i], 1e-5 * mag + 1e-6) << type_name(t) << " output " << i;
+  }
+}
+
+std::string type_param_name(const ::testing::TestParamInfo<GgmlType>& info) {
+  return type_name(info.param);
+}
+INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTypes, ::testing::ValuesIn(kTypes), type_param_name);
+
+TEST(Matmul, StridedOutputLeavesOtherColumnsAlone) {
+  const Weights w = make_weights(GgmlType::Q8_0, 10, 256, 3);
+  const int64_t m = 3, stride = 16;
+  const auto x = make_x(m, 256, 4);
+  ThreadPool pool(2);
+  std::vector<float> y(m * stride, -7.0f);
+  matmul_strided(w.view(), x.data(), m, y.data(), stride, pool);
+  const auto dense = run(w, x, m, 2);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t c = 0; c < stride; ++c) {
+      if (c < 10) EXPECT_EQ(y[i * stride + c], dense[i * 10 + c]);
+      else EXPECT_EQ(y[i * stride + c], -7.0f);
+    }
+}
+
+TEST(Matmul, UnsupportedTypes) {
+  EXPECT_FALSE(matmul_supported(GgmlType::Q8_K));
+  EXPECT_FALSE(matmul_supported(GgmlType::IQ2_XXS));
+  EXPECT_FALSE(matmul_supported(GgmlType::I32));
+}
+
+// The SIMD activation quantizer is bit-identical to the scalar one, and both to
+// the reference Q8_0 / Q8_K quantizers (llama.cpp's rounding).
+TEST(QuantizeAct, MatchesReferenceQuantizers) {
+  const int64_t cols = 1024;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  std::vector<float> x(cols);
+  for (auto& v : x) v = nd(rng);
+  x[5] = -40.0f;   // a negative extreme (Q8_K scale sign)
+  x[300] = 12.5f;  // ties between +/- extremes
+  x[301] = -12.5f;
+  for (int j = 512; j < 544; ++j) x[j] = 0;  // all-zero blocks
+  for (int j = 768; j < 1024; ++j) x[j] = 0;
+  for (int j = 600; j < 632; ++j) x[j] = (j - 616) * 0.5f;  // exact .5 multiples: roundf ties
+
+  for (ActFormat f : {ActFormat::kF32AsF16, ActFormat::kF32AsBF16, ActFormat::kQ8, ActFormat::kQ8K}) {
+    std::vector<uint8_t> a(detail::act_row_bytes(f, cols)), b(a.size());
+    detail::quantize_act_row_scalar(f, x.data(), a.data(), cols);
+    detail::quantize_act_row(f, x.data(), b.data(), cols);
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size())) << static_cast<int>(f);
+  }
+  std::vector<detail::ActQ8> q8(cols / 32);
+  detail::quantize_act_row(ActFormat::kQ8, x.data(), q8.data(), cols);
+  std::vector<block_q8_0> ref0(cols / 32);
+  ASSERT_TRUE(quant::quantize_row(GgmlType::Q8_0, x.data(), ref0.data(), cols).ok());
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    EXPECT_EQ(q8[b].d, fp16_to_fp32(ref0[b].d)) << b;
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) {
+      EXPECT_EQ(q8[b].qs[j], ref0[b].qs[j]) << b << ":" << j;
+      sum += q8[b].qs[j];
+    }
+    EXPECT_EQ(q8[b].s, q8[b].d * static_cast<float>(sum));
+  }
+  std::vector<block_q8_K> qk(cols / QK_K), refk(cols / QK_K);
+  detail::quantize_act_row(ActFormat::kQ8K, x.data(), qk.data(), cols);
+  ASSERT_TRUE(quant::quantize_row(GgmlType::Q8_K, x.data(), refk.data(), cols).ok());
+  EXPECT_EQ(0, std::memcmp(qk.data(), refk.data(), qk.size() * sizeof(block_q8_K)));
+}
+
+}  // namespace
+}  // namespace velo::cpu
