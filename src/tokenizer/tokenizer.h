@@ -24,13 +24,17 @@ class Tokenizer {
   static Result<std::unique_ptr<Tokenizer>> from_gguf(const gguf::File& file);
   virtual ~Tokenizer() = default;
 
-  // Token ids for `text`; BOS first when `add_bos` and the model adds one.
+  // Token ids for `text`; BOS first when `add_bos` and the model adds one (and EOS last
+  // when the model adds one: `add_bos` is llama.cpp's add_special). Never fails: invalid
+  // UTF-8 is tokenized like llama.cpp does (byte tokens for SPM, U+FFFD for BPE).
   virtual std::vector<Token> encode(std::string_view text, bool add_bos,
                                     SpecialTokens special = SpecialTokens::Parse) const = 0;
   // Raw bytes of one token (byte tokens become their byte, SPM markers become spaces).
   // Control tokens give "" unless `render_special`.
   virtual std::string token_to_piece(Token t, bool render_special) const = 0;
-  // Whole-sequence decode (may drop the SPM leading space after BOS like llama.cpp).
+  // Whole-sequence decode, equal to llama.cpp's llama_detokenize(remove_special=false,
+  // unparse_special=render_special): with add_space_prefix the first token's leading
+  // space is dropped; out-of-range ids render as nothing.
   virtual std::string decode(std::span<const Token> tokens, bool render_special) const = 0;
 
   virtual int32_t n_vocab() const = 0;
@@ -41,10 +45,16 @@ class Tokenizer {
   virtual Token eos() const = 0;
   virtual bool adds_bos() const = 0;
   virtual bool is_eog(Token t) const = 0;  // any end-of-generation token (eos, eot, eom, ...)
+  virtual Token eot() const = 0;  // end of turn (-1 when none)
+  virtual Token unk() const = 0;
+  virtual Token pad() const = 0;
+  virtual bool adds_eos() const = 0;
 };
 
-// Streams text token by token: emits only complete UTF-8 sequences and holds
-// back the rest until the next token completes them.
+// Streams text token by token: emits only complete UTF-8 sequences and holds back the rest
+// until the next token completes them; bytes that can never form a character become
+// U+FFFD, so every chunk is valid UTF-8. Pieces are concatenated as they are (no leading
+// space stripping: a stream continues a prompt), like llama.cpp's server.
 class StreamingDetokenizer {
  public:
   StreamingDetokenizer(const Tokenizer& tok, bool render_special);
@@ -54,7 +64,6 @@ class StreamingDetokenizer {
  private:
   const Tokenizer& tok_;
   bool render_special_;
-  bool first_ = true;
   std::string pending_;
 };
 
