@@ -1,0 +1,124 @@
+// ModelRunner on the CPU: owns the mapped GGUF, config, weights, tokenizer,
+// chat template, thread pool and the Transformer (activations + paged KV).
+#include "engine/model_runner.h"
+
+#include <algorithm>
+#include <climits>
+
+#include "core/cpu_info.h"
+#include "core/thread_pool.h"
+#include "gguf/gguf.h"
+#include "model/config.h"
+#include "model/transformer.h"
+#include "model/weights.h"
+
+namespace velo {
+namespace {
+
+constexpr int32_t kDefaultCtxCap = 8192;
+
+// from_gguf may hand back the template by value or by pointer; keep a value.
+ChatTemplate take(ChatTemplate t) { return t; }
+ChatTemplate take(std::unique_ptr<ChatTemplate> t) { return std::move(*t); }
+
+// ChatTemplate::from_gguf (tokenizer layer) is landing concurrently; until it
+// does, use the file's own template with the tokenizer's BOS/EOS text.
+template <class CT>
+Result<ChatTemplate> load_template(const gguf::File& f, const Tokenizer& tok) {
+  if constexpr (requires { CT::from_gguf(f, tok); }) {
+    VELO_ASSIGN_OR_RETURN(auto t, CT::from_gguf(f, tok));
+    return take(std::move(t));
+  } else {
+    ChatTemplate t;
+    auto src = f.get_string("tokenizer.chat_template");
+    if (!src) return make_error("model has no chat template (tokenizer.chat_template)");
+    t.source = std::string(*src);
+    if (tok.bos() >= 0) t.bos_token = std::string(tok.token_text(tok.bos()));
+    if (tok.eos() >= 0) t.eos_token = std::string(tok.token_text(tok.eos()));
+    t.name = "model";
+    return t;
+  }
+}
+
+Status check_range(const char* what, int64_t v, int64_t lo, int64_t hi) {
+  if (v < lo || v > hi)
+    return make_error(std::string(what) + " = " + std::to_string(v) + " is out of range [" + std::to_string(lo) +
+                      ", " + std::to_string(hi) + "]");
+  return {};
+}
+
+class CpuModelRunner final : public ModelRunner {
+ public:
+  static Result<std::unique_ptr<ModelRunner>> create(const std::string& path, const RunnerOptions& o) {
+    VELO_TRY(check_range("threads", o.threads, 0, 1024));
+    VELO_TRY(check_range("ctx_size", o.ctx_size, 0, 1 << 20));
+    VELO_TRY(check_range("max_seqs", o.max_seqs, 1, 4096));
+    VELO_TRY(check_range("kv_block_size", o.kv_block_size, 1, 4096));
+    VELO_TRY(check_range("num_kv_blocks", o.num_kv_blocks, 0, 1 << 24));
+    VELO_TRY(check_range("max_batch_tokens", o.max_batch_tokens, 1, 1 << 16));
+
+    std::unique_ptr<CpuModelRunner> r(new CpuModelRunner());
+    VELO_ASSIGN_OR_RETURN(r->file_, gguf::File::open(path));
+    VELO_ASSIGN_OR_RETURN(r->cfg_, parse_config(*r->file_));
+    VELO_ASSIGN_OR_RETURN(r->weights_, bind_weights(*r->file_, r->cfg_));
+    VELO_ASSIGN_OR_RETURN(r->tok_, Tokenizer::from_gguf(*r->file_));
+    if (r->tok_->n_vocab() > r->cfg_.n_vocab)
+      return make_error("model: tokenizer has " + std::to_string(r->tok_->n_vocab()) +
+                        " tokens but token_embd.weight only " + std::to_string(r->cfg_.n_vocab) + " rows");
+    VELO_ASSIGN_OR_RETURN(r->tmpl_, load_template<ChatTemplate>(*r->file_, *r->tok_));
+
+    const ModelConfig& c = r->cfg_;
+    TransformerLimits lim;
+    lim.ctx_size = o.ctx_size > 0 ? o.ctx_size : std::min(c.n_ctx_train, kDefaultCtxCap);
+    lim.max_seqs = o.max_seqs;
+    lim.block_size = o.kv_block_size;
+    lim.max_batch_tokens = o.max_batch_tokens;
+    const int64_t per_seq = (static_cast<int64_t>(lim.ctx_size) + lim.block_size - 1) / lim.block_size;
+    const int64_t blocks = o.num_kv_blocks > 0 ? o.num_kv_blocks : per_seq * lim.max_seqs;
+    VELO_TRY(check_range("num_kv_blocks", blocks, 1, 1 << 24));
+    lim.num_kv_blocks = static_cast<int32_t>(blocks);
+    // Row offsets inside activation buffers are computed in 32-bit ints.
+    const int64_t widest = std::max({c.n_embd, c.n_ff, c.q_dim()});
+    if (widest * lim.max_batch_tokens > INT32_MAX || static_cast<int64_t>(c.n_vocab) * lim.max_seqs > INT32_MAX)
+      return make_error("max_batch_tokens or max_seqs too large for this model");
+
+    r->pool_ = std::make_unique<ThreadPool>(o.threads > 0 ? o.threads : physical_cores());
+    VELO_ASSIGN_OR_RETURN(r->tf_, Transformer::create(r->cfg_, r->weights_, lim, *r->pool_));
+    return std::unique_ptr<ModelRunner>(std::move(r));
+  }
+
+  const ModelConfig& config() const override { return cfg_; }
+  const Tokenizer& tokenizer() const override { return *tok_; }
+  const ChatTemplate& chat_template() const override { return tmpl_; }
+  int32_t n_vocab() const override { return cfg_.n_vocab; }
+  int32_t ctx_size() const override { return tf_->limits().ctx_size; }
+  int32_t block_size() const override { return tf_->limits().block_size; }
+  int32_t num_kv_blocks() const override { return tf_->limits().num_kv_blocks; }
+  int32_t max_batch_tokens() const override { return tf_->limits().max_batch_tokens; }
+
+  Result<std::span<const float>> execute(const StepPlan& plan) override { return tf_->forward(plan); }
+
+  void copy_block(int32_t src, int32_t dst) override {
+    const int32_t n = tf_->limits().num_kv_blocks;
+    if (src < 0 || dst < 0 || src >= n || dst >= n || src == dst) return;  // ids come from our own block pool
+    tf_->copy_block(src, dst);
+  }
+
+ private:
+  CpuModelRunner() = default;
+  std::unique_ptr<gguf::File> file_;  // mapped weights: must outlive weights_ and tf_
+  ModelConfig cfg_;
+  ModelWeights weights_;
+  std::unique_ptr<Tokenizer> tok_;
+  ChatTemplate tmpl_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<Transformer> tf_;  // destroyed first (declared last)
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ModelRunner>> ModelRunner::load(const std::string& gguf_path, const RunnerOptions& opts) {
+  return CpuModelRunner::create(gguf_path, opts);
+}
+
+}  // namespace velo
