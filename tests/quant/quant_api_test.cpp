@@ -208,5 +208,32 @@ TEST(QuantApi, RequantizingDequantizedDataIsIdempotent) {
   }
 }
 
+// Weights are untrusted too: inf/NaN/huge/subnormal inputs must not crash or
+// hit UB (ggml casts them to int8 unchecked), and must not leak into other blocks.
+TEST(QuantApi, NonFiniteInputIsContainedToItsBlock) {
+  const auto clean = test::gaussian(256 * 4, 9);
+  auto x = clean;
+  x[3] = NAN;
+  x[256 + 7] = INFINITY;
+  x[512 + 1] = -3e38f;
+  x[512 + 2] = 3e38f;
+  for (int j = 0; j < 256; ++j) x[768 + j] = 1e-41f * static_cast<float>(j % 7);  // subnormals
+  for (GgmlType t : test::quant_types()) {
+    const auto y = test::round_trip(t, x);
+    const auto ref = test::round_trip(t, clean);
+    ASSERT_EQ(y.size(), x.size()) << type_name(t);
+    const size_t block = type_traits(t)->block_elems;
+    // Blocks that hold only clean values are untouched by their neighbours.
+    for (size_t i = 0; i < x.size(); ++i) {
+      const size_t b0 = i / block * block;
+      bool clean_block = true;
+      for (size_t k = b0; k < b0 + block; ++k) clean_block = clean_block && x[k] == clean[k];
+      if (clean_block) {
+        ASSERT_EQ(y[i], ref[i]) << type_name(t) << " at " << i;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace velo
