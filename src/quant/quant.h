@@ -1,6 +1,10 @@
 // Reference (scalar, exact) quantization and dequantization of ggml block formats.
 // Block structs live in quant/blocks.h (host and device). Fast SIMD dot products
 // live in the backend; these are the oracle they are tested against.
+// quant/ref.h has the typed per-format kernels and the bit-layout helpers
+// (nearest_int, scale_min_k4, unpack_q3_k_scales) kernels need to match them.
+// Dequantization is bit-exact with ggml and gguf-py; quantization is byte-exact
+// with ggml's quantize_row_*_ref (no importance matrix) and with gguf-py.
 #pragma once
 #include <cstdint>
 
