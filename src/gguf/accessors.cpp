@@ -4,6 +4,7 @@
 #include <string>
 
 #include "gguf/gguf.h"
+#include "gguf/utf8.h"
 
 namespace velo::gguf {
 
@@ -43,10 +44,10 @@ std::string describe(const Value& v) {
 }
 
 Error wrong_type(std::string_view key, const Value& v, std::string_view expected) {
-  return make_error("key '" + std::string(key) + "' is " + describe(v) + ", expected " + std::string(expected));
+  return make_error("key '" + printable(key) + "' is " + describe(v) + ", expected " + std::string(expected));
 }
 
-Error missing(std::string_view key) { return make_error("missing key '" + std::string(key) + "'"); }
+Error missing(std::string_view key) { return make_error("missing key '" + printable(key) + "'"); }
 
 // Integer value as uint64 (negative values rejected); `what` names it in errors.
 Result<uint64_t> as_uint(const Value& v, const std::string& what) {
@@ -75,9 +76,9 @@ Result<double> as_float(const Value& v, const std::string& what) {
   return make_error(what + " is " + describe(v) + ", expected a number");
 }
 
-std::string key_what(std::string_view key) { return "key '" + std::string(key) + "'"; }
+std::string key_what(std::string_view key) { return "key '" + printable(key) + "'"; }
 std::string elem_what(std::string_view key, size_t i) {
-  return "element " + std::to_string(i) + " of key '" + std::string(key) + "'";
+  return "element " + std::to_string(i) + " of key '" + printable(key) + "'";
 }
 
 }  // namespace

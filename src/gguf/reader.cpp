@@ -32,23 +32,6 @@ constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;  // name len, n_dims
 // sizeof(Value) * count within ~16x the file size + 64 MiB.
 constexpr uint64_t kValueBudgetFixed = 1u << 20;
 
-std::string hex_or_text(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 40)) {
-    auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f) {
-      out += c;
-    } else {
-      static const char* digits = "0123456789abcdef";
-      out += "\\x";
-      out += digits[u >> 4];
-      out += digits[u & 15];
-    }
-  }
-  if (s.size() > 40) out += "...";
-  return out;
-}
-
 // Fixed encoded size of a scalar value type; 0 for STRING/ARRAY; nullopt when unknown.
 std::optional<uint64_t> scalar_size(uint32_t t) {
   switch (static_cast<ValueType>(t)) {
@@ -126,7 +109,7 @@ class Parser {
     VELO_ASSIGN_OR_RETURN(uint32_t magic, read<uint32_t>("magic"));
     if (magic != kMagic) {
       std::string_view m(reinterpret_cast<const char*>(b_.data()), 4);
-      return err("not a GGUF file: bad magic '" + hex_or_text(m) + "' (expected 'GGUF')");
+      return err("not a GGUF file: bad magic '" + printable(m) + "' (expected 'GGUF')");
     }
     VELO_ASSIGN_OR_RETURN(uint32_t version, read<uint32_t>("version"));
     if (version == 1)
@@ -159,9 +142,9 @@ class Parser {
       return err("metadata key #" + std::to_string(index) + " is " + std::to_string(key.size()) +
                  " bytes long (limit " + std::to_string(kMaxKeyLen) + ")");
     if (!valid_utf8(key))
-      return err("metadata key #" + std::to_string(index) + " '" + hex_or_text(key) + "' is not valid UTF-8");
-    if (f_.kv_index_.count(key)) return err("duplicate metadata key '" + std::string(key) + "'");
-    VELO_ASSIGN_OR_RETURN(uint32_t type, read<uint32_t>("type of key '" + std::string(key) + "'"));
+      return err("metadata key #" + std::to_string(index) + " '" + printable(key) + "' is not valid UTF-8");
+    if (f_.kv_index_.count(key)) return err("duplicate metadata key '" + printable(key) + "'");
+    VELO_ASSIGN_OR_RETURN(uint32_t type, read<uint32_t>("type of key '" + printable(key) + "'"));
     KeyValue kv;
     kv.key = key;
     key_ = key;
@@ -174,16 +157,16 @@ class Parser {
   Status charge_values(uint64_t n) {
     if (n > value_budget_)
       return err("metadata arrays hold too many elements for a file of " + std::to_string(b_.size()) +
-                 " bytes (key '" + std::string(key_) + "')");
+                 " bytes (key '" + printable(key_) + "')");
     value_budget_ -= n;
     return {};
   }
 
   Status value(uint32_t type, uint32_t depth, Value& out) {
     if (!scalar_size(type))
-      return err("key '" + std::string(key_) + "' has unknown value type " + std::to_string(type));
+      return err("key '" + printable(key_) + "' has unknown value type " + std::to_string(type));
     out.type = static_cast<ValueType>(type);
-    const std::string what = "value of key '" + std::string(key_) + "'";
+    const std::string what = "value of key '" + printable(key_) + "'";
     switch (out.type) {
       case ValueType::UINT8: { VELO_ASSIGN_OR_RETURN(out.num.u, read<uint8_t>(what)); break; }
       case ValueType::UINT16: { VELO_ASSIGN_OR_RETURN(out.num.u, read<uint16_t>(what)); break; }
@@ -197,7 +180,7 @@ class Parser {
       case ValueType::FLOAT64: { VELO_ASSIGN_OR_RETURN(out.num.f, read<double>(what)); break; }
       case ValueType::BOOL: {
         VELO_ASSIGN_OR_RETURN(uint8_t b, read<uint8_t>(what));
-        if (b > 1) return err("key '" + std::string(key_) + "' has invalid bool value " + std::to_string(b));
+        if (b > 1) return err("key '" + printable(key_) + "' has invalid bool value " + std::to_string(b));
         out.num.u = b;
         break;
       }
@@ -208,7 +191,7 @@ class Parser {
   }
 
   Status array(uint32_t depth, Value& out) {
-    const std::string k(key_);
+    const std::string k = printable(key_);
     if (depth + 1 > kMaxArrayDepth)
       return err("key '" + k + "' nests arrays deeper than " + std::to_string(kMaxArrayDepth) + " levels");
     VELO_ASSIGN_OR_RETURN(uint32_t et, read<uint32_t>("array element type of key '" + k + "'"));
@@ -227,7 +210,7 @@ class Parser {
       VELO_TRY(value(et, depth + 1, out.elems[i]));
       if (text && !valid_utf8(out.elems[i].str))
         return err("token " + std::to_string(i) + " of '" + k + "' is not valid UTF-8: '" +
-                   hex_or_text(out.elems[i].str) + "'");
+                   printable(out.elems[i].str) + "'");
     }
     return {};
   }
@@ -263,9 +246,9 @@ class Parser {
     if (name.empty()) return err(idx + " has an empty name");
     if (name.size() > kMaxTensorName)
       return err(idx + " name is " + std::to_string(name.size()) + " bytes long (limit " + std::to_string(kMaxTensorName) + ")");
-    if (!valid_utf8(name)) return err(idx + " name '" + hex_or_text(name) + "' is not valid UTF-8");
-    const std::string tn = "tensor '" + std::string(name) + "'";
-    if (f_.tensor_index_.count(name)) return err("duplicate tensor name '" + std::string(name) + "'");
+    if (!valid_utf8(name)) return err(idx + " name '" + printable(name) + "' is not valid UTF-8");
+    const std::string tn = "tensor '" + printable(name) + "'";
+    if (f_.tensor_index_.count(name)) return err("duplicate tensor name '" + printable(name) + "'");
     TensorInfo t;
     t.name = name;
     VELO_ASSIGN_OR_RETURN(uint32_t n_dims, read<uint32_t>(tn + " dimension count"));
@@ -314,7 +297,7 @@ class Parser {
     for (auto& t : f_.tensors_) {
       auto end = checked_add(t.offset, t.n_bytes);
       if (!end || *end > avail)
-        return err("tensor '" + std::string(t.name) + "' data (offset " + std::to_string(t.offset) + ", " +
+        return err("tensor '" + printable(t.name) + "' data (offset " + std::to_string(t.offset) + ", " +
                    std::to_string(t.n_bytes) + " bytes) runs past the end of the file (data section holds " +
                    std::to_string(avail) + " bytes)");
       t.data = b_.data() + *data + t.offset;
@@ -326,8 +309,8 @@ class Parser {
     std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
     for (size_t i = 1; i < order.size(); ++i)
       if (order[i - 1]->offset + order[i - 1]->n_bytes > order[i]->offset)
-        return err("tensor '" + std::string(order[i]->name) + "' data overlaps tensor '" +
-                   std::string(order[i - 1]->name) + "'");
+        return err("tensor '" + printable(order[i]->name) + "' data overlaps tensor '" +
+                   printable(order[i - 1]->name) + "'");
     return {};
   }
 

@@ -39,3 +39,24 @@ bool valid_utf8(std::string_view s) {
 }
 
 }  // namespace velo::gguf
+
+namespace velo::gguf {
+
+std::string printable(std::string_view s, size_t max) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (char c : s.substr(0, max)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f && u != '\\') {
+      out += c;
+    } else {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    }
+  }
+  if (s.size() > max) out += "...";
+  return out;
+}
+
+}  // namespace velo::gguf

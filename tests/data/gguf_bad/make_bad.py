@@ -103,6 +103,7 @@ BAD = {
                              "string value of key 's' length 1000"),
     "empty_key.gguf": (gguf([kv(b"", U32, u32(1))]), "is empty"),
     "bad_utf8_key.gguf": (gguf([kv_u32(b"general.\xc3\x28", 1)]), "is not valid UTF-8"),
+    "duplicate_key_newline.gguf": (gguf([kv_u32("a\nb", 1), kv_u32("a\nb", 2)]), "duplicate metadata key 'a\\x0ab'"),
     "duplicate_key.gguf": (gguf([ARCH, kv_u32("x", 1), kv_u32("x", 2)]), "duplicate metadata key 'x'"),
     "unknown_value_type.gguf": (gguf([kv("x", 13, u32(1))]), "unknown value type 13"),
     "unknown_array_type.gguf": (gguf([kv("x", ARR, u32(99) + u64(0))]), "array of unknown value type 99"),
