@@ -17,7 +17,7 @@ Status SchedulerConfig::validate() const {
 }
 
 Scheduler::Scheduler(const SchedulerConfig& cfg) : cfg_(cfg), kv_(cfg.num_blocks, cfg.block_size) {
-  reqs_.reserve(static_cast<size_t>(cfg.max_running + cfg.max_waiting));
+  reqs_.reserve(static_cast<size_t>(std::min<int64_t>(int64_t{cfg.max_running} + cfg.max_waiting, 4096)));
   running_.reserve(static_cast<size_t>(cfg.max_running));
 }
 

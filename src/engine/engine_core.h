@@ -1,0 +1,97 @@
+// EngineCore: one engine step, single-threaded (the Engine runs it on its
+// thread; tests may drive it directly).
+//
+//   step = Scheduler::schedule -> ModelRunner::execute -> Sampler per
+//          need_logits sequence -> Scheduler::update -> StreamingDetokenizer
+//          -> StopMatcher -> finish checks -> callbacks
+//
+// A request finishes on an end-of-generation token (Stop; the token is not
+// emitted), a stop string (Stop), max_tokens or a full context (Length), a
+// cancel (Cancelled), or a failed forward/sampling step (Error).
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/sampler.h"
+#include "engine/scheduler.h"
+#include "engine/stop_matcher.h"
+#include "tokenizer/tokenizer.h"
+
+namespace velo {
+
+class EngineCore {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // `runner` outlives the core; `opts` must have passed validate_engine_options().
+  EngineCore(ModelRunner& runner, const EngineOptions& opts);
+
+  // Checks a request against the model (prompt length, sampling params); the
+  // error message is the one submit() returns.
+  Status check(const GenerationRequest& req) const;
+  // Adds a checked request. A request with max_tokens == 0 finishes at once.
+  // Callbacks run inside add/cancel/step and must not call back into the core.
+  void add(uint64_t id, GenerationRequest req, Engine::Callback cb, Clock::time_point arrival);
+  // Finishes a request (Cancelled) and frees its KV blocks now. No-op if unknown.
+  void cancel(uint64_t id);
+  void cancel_all();
+
+  // One step; returns false when there was nothing to do.
+  bool step();
+  bool idle() const { return live_.empty(); }
+
+  int32_t num_running() const { return sched_.num_running(); }
+  int32_t num_waiting() const { return sched_.num_waiting(); }
+  // Counters for /metrics (running/waiting/kv from the scheduler now).
+  EngineStats stats() const;
+  const Scheduler& scheduler() const { return sched_; }
+
+ private:
+  struct Live {
+    Engine::Callback cb;
+    SamplingParams params;
+    Sampler sampler;
+    StreamingDetokenizer detok;
+    StopMatcher stop;
+    RequestOutput out;  // accumulates one step's progress, reused
+    int32_t num_prompt = 0;
+    int32_t max_output = 0;
+    int32_t completion = 0;  // tokens emitted (an end-of-generation token is not)
+    Clock::time_point arrival, first_scheduled, first_token;
+    bool scheduled = false, got_token = false;
+    std::string sample_error;  // set when sampling failed this step
+    TokenLogprob lp;           // this step's logprob entry
+    Live(Engine::Callback c, const SamplingParams& p, const ModelRunner& runner, std::span<const int32_t> eog)
+        : cb(std::move(c)), params(p), sampler(p, runner.n_vocab(), eog), detok(runner.tokenizer(), false),
+          stop(p.stop) {}
+  };
+
+  // Handles the token just appended to request `id`; true when it finished the request.
+  bool on_token(uint64_t id, Live& lv, const Request& r);
+  // Sends the final output and forgets the request.
+  void finish(uint64_t id, Live& lv, FinishReason reason, std::string error = {});
+  // Calls back with the progress in lv.out (final when reason != None), then clears it.
+  void emit(uint64_t id, Live& lv, const Request* r, FinishReason reason);
+
+  ModelRunner& runner_;
+  EngineOptions opts_;
+  Scheduler sched_;
+  std::vector<int32_t> eog_;
+  std::unordered_map<uint64_t, std::unique_ptr<Live>> live_;
+  std::vector<int32_t> sampled_;       // one per need_logits seq of the step
+  std::vector<uint64_t> step_ids_;     // need_logits seq ids of the step
+  std::vector<uint64_t> plan_ids_;     // every seq id of the step
+  uint64_t prompt_tokens_total_ = 0, generation_tokens_total_ = 0, finished_total_ = 0;
+};
+
+// Errors for out-of-range EngineOptions ("max_running must be >= 1, got 0").
+Status validate_engine_options(const EngineOptions& opts);
+// The scheduler configuration for `runner` and `opts`.
+SchedulerConfig scheduler_config(const ModelRunner& runner, const EngineOptions& opts);
+
+}  // namespace velo
