@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -14,23 +15,43 @@
 namespace velo {
 
 namespace {
-// Spin this many relax iterations (~tens of µs) before sleeping: long enough to
-// bridge the gap between the back-to-back kernels of one decode step, short
-// enough not to burn a shared machine's cores while idle.
-constexpr int kSpinIters = 1 << 14;
-// Pool whose job the current thread is running (detects nested calls).
-thread_local const ThreadPool* tls_running = nullptr;
-thread_local int tls_index = 0;  // its thread index there
-}  // namespace
 
-struct ThreadPool::Job {
-  enum class Kind { kStatic, kDynamic } kind;
-  int64_t n;
-  const std::function<void(int64_t, int64_t, int)>* range_fn;
-  const std::function<void(int64_t, int)>* chunk_fn;
-  int n_threads;
-  std::atomic<int64_t> next{0};  // next chunk for kDynamic
+// Spin this long before sleeping: bridges the gap between the back-to-back
+// kernels of one decode step, without burning a shared machine's cores while idle.
+constexpr auto kSpin = std::chrono::microseconds(100);
+constexpr uint64_t kClosed = 0xffffffffu;  // next-chunk value of a finished job
+
+// Spins until pred() or the spin budget runs out; returns pred().
+template <class Pred>
+bool spin_until(Pred pred) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (pred()) return true;
+      VELO_CPU_RELAX();
+    }
+    if (std::chrono::steady_clock::now() > deadline) return pred();
+  }
+}
+
+// Pool whose job the current thread is running, and its thread index there (nested calls).
+thread_local const ThreadPool* tls_running = nullptr;
+thread_local int tls_index = 0;
+
+struct RunningScope {
+  RunningScope(const ThreadPool* p, int index) : prev(tls_running), prev_index(tls_index) {
+    tls_running = p;
+    tls_index = index;
+  }
+  ~RunningScope() {
+    tls_running = prev;
+    tls_index = prev_index;
+  }
+  const ThreadPool* prev;
+  int prev_index;
 };
+
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
   workers_.reserve(n_threads_ - 1);
@@ -40,91 +61,99 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(submit_mu_);
-    stop_.store(true, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
-    generation_.notify_all();
+    stop_.store(true);
+    wake_.fetch_add(1);
+    wake_.notify_all();
   }
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::execute(Job& job, int thread_index) {
-  if (job.kind == Job::Kind::kStatic) {
-    const int64_t chunk = (job.n + job.n_threads - 1) / job.n_threads;
-    const int64_t begin = chunk * thread_index;
-    const int64_t end = std::min(job.n, begin + chunk);
-    if (begin < end) (*job.range_fn)(begin, end, thread_index);
-    return;
+void ThreadPool::run_chunk(int64_t c, int thread_index) {
+  if (job_.range_fn) {
+    // Near-equal contiguous chunks: the first n % k chunks get one extra element.
+    const int64_t k = job_.n, n = job_.range_n;
+    const int64_t base = n / k, extra = n % k;
+    const int64_t begin = c * base + std::min(c, extra);
+    const int64_t end = begin + base + (c < extra ? 1 : 0);
+    (*job_.range_fn)(begin, end, static_cast<int>(c));
+  } else {
+    (*job_.chunk_fn)(c, thread_index);
   }
+}
+
+void ThreadPool::work(uint32_t gen, int thread_index) {
+  RunningScope scope(this, thread_index);
   for (;;) {
-    const int64_t c = job.next.fetch_add(1, std::memory_order_relaxed);
-    if (c >= job.n) break;
-    (*job.chunk_fn)(c, thread_index);
+    uint64_t s = state_.load();
+    if ((s >> 32) != gen) return;
+    const uint64_t c = s & 0xffffffffu;
+    // Read after s: if the job has been closed and replaced meanwhile, the CAS fails.
+    const int64_t n = job_n_.load();
+    if (c >= static_cast<uint64_t>(n)) return;
+    if (!state_.compare_exchange_weak(s, s + 1)) continue;
+    // Claimed chunk c of job `gen`: the job cannot finish (or change) before done_ counts it.
+    if (job_.range_fn) tls_index = static_cast<int>(c);
+    run_chunk(static_cast<int64_t>(c), thread_index);
+    tls_index = thread_index;
+    if (done_.fetch_add(1) + 1 == static_cast<uint32_t>(n)) done_.notify_one();
   }
 }
 
 void ThreadPool::worker_main(int index) {
   uint32_t seen = 0;
   for (;;) {
-    uint32_t g = generation_.load(std::memory_order_acquire);
-    for (int i = 0; g == seen && i < kSpinIters; ++i) {
-      VELO_CPU_RELAX();
-      g = generation_.load(std::memory_order_acquire);
-    }
-    if (g == seen) {
-      generation_.wait(seen, std::memory_order_acquire);
+    if (!spin_until([&] { return wake_.load(std::memory_order_acquire) != seen; })) {
+      wake_.wait(seen, std::memory_order_acquire);
       continue;
     }
-    seen = g;
-    if (stop_.load(std::memory_order_relaxed)) return;
-    tls_running = this;
-    tls_index = index;
-    execute(*job_, index);
-    tls_running = nullptr;
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    seen = wake_.load(std::memory_order_acquire);
+    if (stop_.load()) return;
+    work(seen, index);
   }
 }
 
-void ThreadPool::run(Job& job) {
-  std::lock_guard<std::mutex> lock(submit_mu_);
-  job_ = &job;
-  pending_.store(static_cast<uint32_t>(n_threads_ - 1), std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
-  generation_.notify_all();
-  tls_running = this;
-  tls_index = 0;
-  execute(job, 0);
-  tls_running = nullptr;
-  uint32_t p = pending_.load(std::memory_order_acquire);
-  for (int i = 0; p != 0 && i < kSpinIters; ++i) {
-    VELO_CPU_RELAX();
-    p = pending_.load(std::memory_order_acquire);
+void ThreadPool::run(int64_t n_chunks) {
+  // Caller holds submit_mu_; job_ is filled in.
+  job_n_.store(n_chunks);
+  done_.store(0);
+  const uint32_t gen = wake_.load() + 1;
+  state_.store(static_cast<uint64_t>(gen) << 32);
+  wake_.store(gen, std::memory_order_release);
+  wake_.notify_all();
+  work(gen, 0);
+  const auto target = static_cast<uint32_t>(n_chunks);
+  if (!spin_until([&] { return done_.load(std::memory_order_acquire) == target; })) {
+    for (uint32_t d = done_.load(); d != target; d = done_.load()) done_.wait(d);
   }
-  while (p != 0) {
-    pending_.wait(p, std::memory_order_acquire);
-    p = pending_.load(std::memory_order_acquire);
-  }
-  job_ = nullptr;
+  state_.store((static_cast<uint64_t>(gen) << 32) | kClosed);
+  job_ = Job{};
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
-  if (n_threads_ == 1 || n == 1 || tls_running == this) {
-    fn(0, n, tls_running == this ? tls_index : 0);
+  if (tls_running == this) {
+    fn(0, n, tls_index);
     return;
   }
-  Job job{Job::Kind::kStatic, n, &fn, nullptr, n_threads_};
-  run(job);
+  if (n_threads_ == 1 || n == 1) {
+    fn(0, n, 0);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(submit_mu_);
+  job_ = Job{std::min<int64_t>(n, n_threads_), n, &fn, nullptr};
+  run(job_.n);
 }
 
 void ThreadPool::parallel_chunks(int64_t n_chunks, const std::function<void(int64_t, int)>& fn) {
   if (n_chunks <= 0) return;
-  if (n_threads_ == 1 || n_chunks == 1 || tls_running == this) {
+  if (tls_running == this || n_threads_ == 1 || n_chunks == 1) {
     const int index = tls_running == this ? tls_index : 0;
     for (int64_t c = 0; c < n_chunks; ++c) fn(c, index);
     return;
   }
-  Job job{Job::Kind::kDynamic, n_chunks, nullptr, &fn, n_threads_};
-  run(job);
+  std::lock_guard<std::mutex> lock(submit_mu_);
+  job_ = Job{n_chunks, 0, nullptr, &fn};
+  run(n_chunks);
 }
 
 }  // namespace velo

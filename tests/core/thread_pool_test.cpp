@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -42,14 +43,26 @@ TEST(ThreadPool, ClampsThreadCount) {
   check_cover(pool, 10);
 }
 
-TEST(ThreadPool, CallerIsThreadZeroAndWorkersRun) {
+TEST(ThreadPool, WorkersRunChunksAndIndicesAreUnique) {
   ThreadPool pool(3);
-  std::vector<std::thread::id> ids(3);
-  pool.parallel_for(3, [&](int64_t b, int64_t, int t) { ids[t] = std::this_thread::get_id(); });
-  EXPECT_EQ(ids[0], std::this_thread::get_id());
-  EXPECT_NE(ids[1], ids[0]);
-  EXPECT_NE(ids[2], ids[0]);
-  EXPECT_NE(ids[1], ids[2]);
+  std::mutex mu;
+  std::vector<std::thread::id> ids;
+  std::vector<std::atomic<int>> in_use(3);
+  std::atomic<bool> overlap{false};
+  for (int k = 0; k < 200; ++k) {
+    pool.parallel_chunks(30, [&](int64_t, int t) {
+      if (in_use[t]++ != 0) overlap = true;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (std::find(ids.begin(), ids.end(), std::this_thread::get_id()) == ids.end())
+          ids.push_back(std::this_thread::get_id());
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+      in_use[t]--;
+    });
+  }
+  EXPECT_FALSE(overlap.load());
+  EXPECT_GE(ids.size(), 2u);  // workers took part, not only the caller
 }
 
 TEST(ThreadPool, ManyBackToBackCalls) {

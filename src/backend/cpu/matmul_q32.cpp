@@ -1,10 +1,215 @@
-// SIMD tile kernels for the 32-element block quants (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)
-// against ActQ8 activations.
+// SIMD tile kernels for the 32-element block quants (Q4_0, Q4_1, Q5_0, Q5_1,
+// Q8_0) against ActQ8 activations. Per block and (row, token): one u8×s8 dot
+// into 8 int32 lanes (VNNI dpbusd, or maddubs+madd), converted to float and
+// scaled by d_w·d_x. Signed weights are made unsigned (q + offset) and the
+// offset is removed by starting the dot from -offset·Σa, computed once per token.
+#include <cstring>
+
 #include "backend/cpu/matmul_kernels.h"
 #include "backend/cpu/simd.h"
+#include "backend/cpu/tile_driver.h"
+#include "quant/blocks.h"
 
 namespace velo::cpu::detail {
 
+#if VELO_SIMD_AVX2
+namespace {
+
+// 32 nibbles of a Q4/Q5 block, element order (low nibbles = elements 0..15).
+VELO_INLINE __m256i unpack_nibbles(const uint8_t* qs) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+// 0x10 in byte j where bit j of the 32-bit qh is set.
+VELO_INLINE __m256i high_bits_x16(const uint8_t* qh_bytes) {
+  uint32_t qh;
+  std::memcpy(&qh, qh_bytes, 4);
+#if VELO_SIMD_AVX512
+  return _mm256_maskz_set1_epi8(qh, 0x10);
+#else
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int>(qh)),
+      _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3,
+                       3, 3, 3, 3, 3));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+#endif
+}
+
+VELO_INLINE __m256 bcast_half(uint16_t h) { return _mm256_set1_ps(half_to_float(h)); }
+
+// Activation block prepared once per token and block.
+struct XBlock {
+  __m256i a;     // 32 int8 quants
+  __m256i corr;  // -offset·Σa spread over the int32 lanes (offset per weight type)
+  __m256 d;      // activation scale
+  __m256 s8;     // s / 8: the min term spread evenly over the 8 lanes (exact: /8 is a power of 2)
+};
+
+template <int kOffset>
+VELO_INLINE XBlock load_x(const ActQ8& x) {
+  XBlock b;
+  b.a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
+  b.corr = _mm256_setzero_si256();
+  if constexpr (kOffset != 0)  // offset ≤ 16 (or 128 with VNNI): dpbusd cannot saturate
+    b.corr = _mm256_sub_epi32(b.corr, dpbusd(b.corr, _mm256_set1_epi8(static_cast<char>(kOffset)), b.a));
+  b.d = _mm256_set1_ps(x.d);
+  b.s8 = _mm256_set1_ps(x.s * 0.125f);
+  return b;
+}
+
+struct WBlock {
+  __m256i q;  // unsigned quants (or, for Q8_0 without VNNI, |q|)
+  __m256i w;  // Q8_0 without VNNI: the signed quants
+  __m256 d;
+  __m256 m;
+};
+
+// Q4_0: x = d·(q - 8)
+struct KQ4_0 {
+  using Block = block_q4_0;
+  static constexpr int kOffset = 8;
+  static VELO_INLINE WBlock load(const Block& b) {
+    WBlock w;
+    w.q = unpack_nibbles(b.qs);
+    w.d = bcast_half(b.d);
+    return w;
+  }
+  static VELO_INLINE __m256 fma(__m256 acc, const WBlock& w, const XBlock& x) {
+    const __m256i s = dpbusd(x.corr, w.q, x.a);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(w.d, x.d), acc);
+  }
+};
+
+// Q5_0: x = d·(q - 16), q = nibble | high bit << 4
+struct KQ5_0 {
+  using Block = block_q5_0;
+  static constexpr int kOffset = 16;
+  static VELO_INLINE WBlock load(const Block& b) {
+    WBlock w;
+    w.q = _mm256_or_si256(unpack_nibbles(b.qs), high_bits_x16(b.qh));
+    w.d = bcast_half(b.d);
+    return w;
+  }
+  static VELO_INLINE __m256 fma(__m256 acc, const WBlock& w, const XBlock& x) { return KQ4_0::fma(acc, w, x); }
+};
+
+// Q4_1: x = d·q + m; Σ x·a = d·dx·Σ q·qa + m·s
+struct KQ4_1 {
+  using Block = block_q4_1;
+  static constexpr int kOffset = 0;
+  static VELO_INLINE WBlock load(const Block& b) {
+    WBlock w;
+    w.q = unpack_nibbles(b.qs);
+    w.d = bcast_half(b.d);
+    w.m = bcast_half(b.m);
+    return w;
+  }
+  static VELO_INLINE __m256 fma(__m256 acc, const WBlock& w, const XBlock& x) {
+    const __m256i s = dpbusd(_mm256_setzero_si256(), w.q, x.a);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(w.d, x.d), acc);
+    return _mm256_fmadd_ps(w.m, x.s8, acc);
+  }
+};
+
+struct KQ5_1 {
+  using Block = block_q5_1;
+  static constexpr int kOffset = 0;
+  static VELO_INLINE WBlock load(const Block& b) {
+    WBlock w;
+    w.q = _mm256_or_si256(unpack_nibbles(b.qs), high_bits_x16(b.qh));
+    w.d = bcast_half(b.d);
+    w.m = bcast_half(b.m);
+    return w;
+  }
+  static VELO_INLINE __m256 fma(__m256 acc, const WBlock& w, const XBlock& x) { return KQ4_1::fma(acc, w, x); }
+};
+
+// Q8_0: x = d·q, q signed. With VNNI: (q + 128) unsigned, offset 128. Without:
+// maddubs(|q|, sign(a, q)), which cannot saturate (|q|·|a| ≤ 128·127, two per lane).
+struct KQ8_0 {
+  using Block = block_q8_0;
+#if VELO_SIMD_VNNI
+  static constexpr int kOffset = 128;
+#else
+  static constexpr int kOffset = 0;
+#endif
+  static VELO_INLINE WBlock load(const Block& b) {
+    WBlock w;
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+#if VELO_SIMD_VNNI
+    w.q = _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80)));
+#else
+    w.q = _mm256_sign_epi8(q, q);
+    w.w = q;
+#endif
+    w.d = bcast_half(b.d);
+    return w;
+  }
+  static VELO_INLINE __m256 fma(__m256 acc, const WBlock& w, const XBlock& x) {
+#if VELO_SIMD_VNNI
+    const __m256i s = dpbusd(x.corr, w.q, x.a);
+#else
+    const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(w.q, _mm256_sign_epi8(x.a, w.w)), _mm256_set1_epi16(1));
+#endif
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(w.d, x.d), acc);
+  }
+};
+
+template <class K>
+struct Micro32 {
+  template <int R, int T>
+  static VELO_INLINE void run(const Tile& a, int r0, int t0) {
+    const int64_t nb = a.cols / 32;
+    const typename K::Block* wrow[R];
+    const ActQ8* xrow[T];
+    for (int r = 0; r < R; ++r)
+      wrow[r] = reinterpret_cast<const typename K::Block*>(a.w + (r0 + r) * a.w_stride);
+    for (int t = 0; t < T; ++t) xrow[t] = reinterpret_cast<const ActQ8*>(a.x + (t0 + t) * a.x_stride);
+    __m256 acc[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      WBlock w[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) w[r] = K::load(wrow[r][b]);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        const XBlock x = load_x<K::kOffset>(xrow[t][b]);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) acc[r][t] = K::fma(acc[r][t], w[r], x);
+      }
+    }
+    for (int t = 0; t < T; ++t)
+      for (int r = 0; r < R; ++r) a.y[(t0 + t) * a.y_stride + r0 + r] = hsum_ps(acc[r][t]);
+  }
+};
+
+// Register budget: 32 vector registers with AVX-512VL, 16 with AVX2.
+constexpr int kRows = VELO_SIMD_AVX512 ? 4 : 2;
+
+template <class K>
+void tile_q32(const Tile& a, int nrows, int ntok) {
+  drive_tiles<Micro32<K>, kRows, 4>(a, nrows, ntok);
+}
+
+}  // namespace
+
+TileKernel tile_kernel_q32(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_0: return tile_q32<KQ4_0>;
+    case GgmlType::Q4_1: return tile_q32<KQ4_1>;
+    case GgmlType::Q5_0: return tile_q32<KQ5_0>;
+    case GgmlType::Q5_1: return tile_q32<KQ5_1>;
+    case GgmlType::Q8_0: return tile_q32<KQ8_0>;
+    default: return nullptr;
+  }
+}
+#else
 TileKernel tile_kernel_q32(GgmlType) { return nullptr; }
+#endif
 
 }  // namespace velo::cpu::detail
