@@ -2,6 +2,7 @@
 // tensor starting on a multiple of the alignment.
 #include "gguf/writer.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -78,8 +79,8 @@ void Writer::set(std::string key, OwnedValue v) {
   kv_.emplace_back(std::move(key), std::move(v));
 }
 
-Status Writer::add_tensor(std::string name, GgmlType type, std::vector<uint64_t> ne,
-                          std::span<const uint8_t> bytes) {
+Result<uint64_t> Writer::check_tensor(const std::string& name, GgmlType type,
+                                      const std::vector<uint64_t>& ne) const {
   if (name.empty() || name.size() > kMaxTensorName)
     return make_error("tensor name '" + name + "' must be 1.." + std::to_string(kMaxTensorName) + " bytes");
   for (const auto& t : tensors_)
@@ -91,7 +92,7 @@ Status Writer::add_tensor(std::string name, GgmlType type, std::vector<uint64_t>
   uint64_t rows = 1;
   for (size_t d = 1; d < ne.size(); ++d) {
     auto r = checked_mul(rows, ne[d]);
-    if (!r) return make_error("tensor '" + name + "' size overflows");
+    if (!r || ne[d] == 0) return make_error("tensor '" + name + "' has a zero or overflowing dimension");
     rows = *r;
   }
   auto rb = row_bytes(type, ne[0]);
@@ -99,10 +100,23 @@ Status Writer::add_tensor(std::string name, GgmlType type, std::vector<uint64_t>
     return make_error("tensor '" + name + "' row length " + std::to_string(ne[0]) + " is not a whole number of " +
                       std::string(tr->name) + " blocks");
   auto total = checked_mul(*rb, rows);
-  if (!total || *total != bytes.size())
-    return make_error("tensor '" + name + "' has " + std::to_string(bytes.size()) + " bytes, its type and shape need " +
-                      (total ? std::to_string(*total) : std::string("an overflowing count of")));
-  tensors_.push_back({std::move(name), type, std::move(ne), std::vector<uint8_t>(bytes.begin(), bytes.end())});
+  if (!total) return make_error("tensor '" + name + "' size overflows");
+  return *total;
+}
+
+Status Writer::add_tensor(std::string name, GgmlType type, std::vector<uint64_t> ne,
+                          std::span<const uint8_t> bytes) {
+  VELO_ASSIGN_OR_RETURN(uint64_t n, check_tensor(name, type, ne));
+  if (n != bytes.size())
+    return make_error("tensor '" + name + "' has " + std::to_string(bytes.size()) +
+                      " bytes, its type and shape need " + std::to_string(n));
+  tensors_.push_back({std::move(name), type, std::move(ne), n, std::vector<uint8_t>(bytes.begin(), bytes.end()), false});
+  return {};
+}
+
+Status Writer::declare_tensor(std::string name, GgmlType type, std::vector<uint64_t> ne) {
+  VELO_ASSIGN_OR_RETURN(uint64_t n, check_tensor(name, type, ne));
+  tensors_.push_back({std::move(name), type, std::move(ne), n, {}, true});
   return {};
 }
 
@@ -151,7 +165,7 @@ struct Out {
 
 }  // namespace
 
-std::vector<uint8_t> Writer::to_bytes() const {
+std::vector<uint8_t> Writer::header_bytes() const {
   // general.alignment is written whenever it differs from the default, and
   // always reflects the alignment actually used.
   std::vector<std::pair<std::string, OwnedValue>> kv = kv_;
@@ -181,24 +195,72 @@ std::vector<uint8_t> Writer::to_bytes() const {
     for (uint64_t d : t.ne) o.put<uint64_t>(d);
     o.put<uint32_t>(static_cast<uint32_t>(t.type));
     o.put<uint64_t>(offset);
-    offset += (t.bytes.size() + alignment_ - 1) / alignment_ * alignment_;
+    offset += (t.n_bytes + alignment_ - 1) / alignment_ * alignment_;
   }
   o.pad_to(alignment_);
+  return b;
+}
+
+std::vector<uint8_t> Writer::to_bytes() const {
+  if (alignment_ == 0 || (alignment_ & (alignment_ - 1)) != 0 || alignment_ > kMaxAlignment) return {};
+  std::vector<uint8_t> b = header_bytes();
+  Out o{b};
   for (const auto& t : tensors_) {
-    b.insert(b.end(), t.bytes.begin(), t.bytes.end());
+    if (t.streamed)
+      b.resize(b.size() + t.n_bytes);  // declared-only tensors read as zeros here
+    else
+      b.insert(b.end(), t.bytes.begin(), t.bytes.end());
     o.pad_to(alignment_);
   }
   return b;
 }
 
+namespace {
+
+Status put_all(FILE* f, const std::string& path, const void* p, size_t n) {
+  if (n && std::fwrite(p, 1, n, f) != n) return make_error(path + ": write failed: " + std::strerror(errno));
+  return {};
+}
+
+}  // namespace
+
 Status Writer::write(const std::string& path) const {
+  return write_streaming(path, [](size_t i, const Emit&) -> Status {
+    return make_error("tensor #" + std::to_string(i) + " was declared but write() has no producer for it");
+  });
+}
+
+Status Writer::write_streaming(const std::string& path, const Produce& produce) const {
   if (alignment_ == 0 || (alignment_ & (alignment_ - 1)) != 0 || alignment_ > kMaxAlignment)
     return make_error("alignment " + std::to_string(alignment_) + " must be a power of two up to 1 MiB");
-  const std::vector<uint8_t> b = to_bytes();
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), std::fclose);
   if (!f) return make_error(path + ": cannot create: " + std::strerror(errno));
-  if (std::fwrite(b.data(), 1, b.size(), f.get()) != b.size())
-    return make_error(path + ": write failed: " + std::strerror(errno));
+  const std::vector<uint8_t> head = header_bytes();
+  VELO_TRY(put_all(f.get(), path, head.data(), head.size()));
+  static const uint8_t zeros[256] = {};
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    const Tensor& t = tensors_[i];
+    if (!t.streamed) {
+      VELO_TRY(put_all(f.get(), path, t.bytes.data(), t.bytes.size()));
+    } else {
+      uint64_t written = 0;
+      Emit emit = [&](std::span<const uint8_t> piece) -> Status {
+        if (piece.size() > t.n_bytes - written)
+          return make_error("tensor '" + t.name + "': producer emitted more than its " + std::to_string(t.n_bytes) + " bytes");
+        written += piece.size();
+        return put_all(f.get(), path, piece.data(), piece.size());
+      };
+      VELO_TRY(produce(i, emit));
+      if (written != t.n_bytes)
+        return make_error("tensor '" + t.name + "': producer emitted " + std::to_string(written) + " of " +
+                          std::to_string(t.n_bytes) + " bytes");
+    }
+    for (uint64_t pad = (alignment_ - t.n_bytes % alignment_) % alignment_; pad > 0;) {
+      const size_t n = pad < sizeof zeros ? pad : sizeof zeros;
+      VELO_TRY(put_all(f.get(), path, zeros, n));
+      pad -= n;
+    }
+  }
   if (std::fclose(f.release()) != 0) return make_error(path + ": write failed: " + std::strerror(errno));
   return {};
 }
