@@ -61,7 +61,7 @@ std::vector<float> make_x(int64_t m, int64_t cols, uint32_t seed) {
   for (auto& v : x) v = nd(rng);
   // An outlier channel, as real activations have, and an all-zero block.
   for (int64_t i = 0; i < m; ++i) {
-    x[i * cols + 3] = 20.0f;
+    if (cols > 3) x[i * cols + 3] = 20.0f;
     if (cols >= 512)
       for (int j = 256; j < 288; ++j) x[i * cols + j] = 0.0f;
   }
@@ -210,6 +210,18 @@ TEST(Matmul, StridedOutputLeavesOtherColumnsAlone) {
     for (int64_t c = 0; c < stride; ++c) {
       if (c < 10) EXPECT_EQ(y[i * stride + c], dense[i * 10 + c]);
       else EXPECT_EQ(y[i * stride + c], -7.0f);
+    }
+}
+
+// Float weights take any column count: the SIMD main loop, the 8-wide step and the scalar tail.
+TEST(Matmul, FloatTypesOddColumnCounts) {
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
+    for (int64_t cols : {1, 7, 24, 37, 100}) {
+      const Weights w = make_weights(t, 9, cols, 11 + static_cast<uint32_t>(cols));
+      for (int64_t m : {1, 5}) {
+        const auto x = make_x(m, cols, 12);
+        check_against_references(w, x, m, run(w, x, m, 2));
+      }
     }
 }
 
