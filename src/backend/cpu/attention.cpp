@@ -57,8 +57,11 @@ void attend_one(const AttnParams& p, const KvLayerView& kv, const AttnSeq& s, in
                 int64_t q_stride, int64_t out_stride, float* scratch) {
   const int d = p.head_dim;
   const int32_t pos = s.start_pos + t;
-  const int32_t lo = p.window > 0 ? std::max(0, pos - p.window + 1) : 0;
-  const int32_t n_kv = pos + 1 - lo;
+  const int32_t lo = p.window > 0 ? std::max(0, pos - p.window + 1) : 0;  // first visible key
+  // Scores start at a multiple of 16 below lo (masked), so softmax sums in the
+  // same 16-key chunks as the oracle, whose rows start at cache cell 0.
+  const int32_t first = lo & ~15;
+  const int32_t n_kv = pos + 1 - first;
   const int32_t kvh = h / (p.n_heads / p.n_kv_heads);
   const int64_t head_off = static_cast<int64_t>(kvh) * d;
 
@@ -71,21 +74,23 @@ void attend_one(const AttnParams& p, const KvLayerView& kv, const AttnSeq& s, in
   from_f16(qh, q, d);
 
   // scores[j] = q . k_j over the visible keys, walking the block table.
-  for (int32_t j = 0; j < n_kv; ++j) {
-    const int32_t kp = lo + j;
+  for (int32_t j = 0; j < lo - first; ++j) scores[j] = -INFINITY;
+  for (int32_t j = lo - first; j < n_kv; ++j) {
+    const int32_t kp = first + j;
     const uint16_t* k = kv.k_at(s.blocks[kp / kv.block_size], kp % kv.block_size) + head_off;
     scores[j] = dot_f16(q, k, d);
   }
-  if (p.softcap > 0) softcap(scores, p.softcap, n_kv);
-  scale(scores, p.scale, n_kv);
+  const int32_t off = lo - first;
+  if (p.softcap > 0) softcap(scores + off, p.softcap, n_kv - off);
+  scale(scores + off, p.scale, n_kv - off);
   softmax(scores, n_kv);
 
   // out = sum_j round_f16(p_j) * v_j
   std::fill_n(acc, d, 0.0f);
-  for (int32_t j = 0; j < n_kv; ++j) {
+  for (int32_t j = lo - first; j < n_kv; ++j) {
     const float w = fp16_round(scores[j]);
     if (w == 0.0f) continue;
-    const int32_t kp = lo + j;
+    const int32_t kp = first + j;
     const uint16_t* v = kv.v_at(s.blocks[kp / kv.block_size], kp % kv.block_size) + head_off;
     axpy_f16(w, v, acc, d);
   }
