@@ -124,12 +124,12 @@ class Parser {
     auto kv_min = checked_mul(n_kv_, kMinKvBytes);
     if (!kv_min || *kv_min > left())
       return err("metadata count " + std::to_string(n_kv_) + " is larger than the " +
-                 std::to_string(left()) + " remaining bytes could hold");
+                 std::to_string(left()) + " remaining bytes could hold (truncated or corrupt file)");
     auto t_min = checked_mul(n_tensors_, kMinTensorInfoBytes);
     auto all_min = t_min ? checked_add(*t_min, *kv_min) : std::nullopt;
     if (!all_min || *all_min > left())
       return err("tensor count " + std::to_string(n_tensors_) + " is larger than the " +
-                 std::to_string(left()) + " remaining bytes could hold");
+                 std::to_string(left()) + " remaining bytes could hold (truncated or corrupt file)");
     f_.kv_.reserve(n_kv_);
     return {};
   }
@@ -202,7 +202,7 @@ class Parser {
     auto min_bytes = checked_mul(count, min_encoded_size(out.elem_type));
     if (!min_bytes || *min_bytes > left())
       return err("array count " + std::to_string(count) + " of key '" + k + "' at offset " + std::to_string(at) +
-                 " is larger than the " + std::to_string(left()) + " remaining bytes could hold");
+                 " is larger than the " + std::to_string(left()) + " remaining bytes could hold (truncated or corrupt file)");
     VELO_TRY(charge_values(count));
     out.elems.resize(count);
     const bool text = out.elem_type == ValueType::STRING && key_ == "tokenizer.ggml.tokens";
