@@ -106,7 +106,8 @@ Result<ModelConfig> parse_config(const gguf::File& f) {
   VELO_ASSIGN_OR_RETURN(int32_t v_dim, k.opt("attention.value_length", c.head_dim, 4096));
   if (v_dim != c.head_dim)
     return make_error("model: attention.value_length != key_length is not supported");
-  if (c.head_dim % 2 != 0) return make_error("model: head dimension " + std::to_string(c.head_dim) + " is odd");
+  if (c.head_dim % 16 != 0)
+    return make_error("model: head dimension " + std::to_string(c.head_dim) + " is not a multiple of 16 (unsupported)");
   VELO_ASSIGN_OR_RETURN(c.n_rot, k.opt("rope.dimension_count", c.head_dim, c.head_dim));
   if (c.n_rot % 2 != 0) return make_error("model: key '" + k.key("rope.dimension_count") + "' is odd");
 

@@ -124,8 +124,10 @@ int main(int argc, char** argv) {
   auto check = [](const Status& s) {
     if (!s) std::exit(fail(s.message()));
   };
-  // Unit-variance embeddings make logits of a healthy spread through the tied head.
-  check(add_matrix(w, g, "token_embd.weight", emb_type, vocab, E, std::sqrt(static_cast<float>(E))));
+  // Unit-variance input embeddings; gemma3 ties them to the output (and scales
+  // its input by sqrt(n_embd)), so there they are smaller to keep logits spread ~4.
+  const float emb_gain = arch == "gemma3" ? 4.0f : std::sqrt(static_cast<float>(E));
+  check(add_matrix(w, g, "token_embd.weight", emb_type, vocab, E, emb_gain));
   check(add_f32(w, "output_norm.weight", g.normal(E, 1.0f, 0.1f)));
   if (arch != "gemma3") check(add_matrix(w, g, "output.weight", *type == GgmlType::F16 ? GgmlType::F16 : GgmlType::Q8_0, vocab, E, 4.0f));
   if (rope_freqs) {

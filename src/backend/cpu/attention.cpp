@@ -6,95 +6,132 @@
 #include "backend/cpu/ops.h"
 #include "quant/fp16.h"
 
-#if defined(__F16C__) && defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX512F__) && defined(__F16C__)
 #include <immintrin.h>
-#define VELO_ATTN_AVX2 1
+#define VELO_ATTN_AVX512 1
 #endif
+
+// Summation order. llama.cpp's q.k and p.V are F16 matrix products whose
+// reduction order depends on the batch: with >= 2 query tokens they run as a
+// GEMM (one 16-lane FMA accumulator per output, lanes = index mod 16, then a
+// horizontal add); with 1 token as dot products (four 16-lane accumulators,
+// lanes = index mod 64, combined (a0+a2)+(a1+a3), then a horizontal add). We
+// accumulate in exactly those lanes so that our logits match the oracle's bit
+// for bit; on CPUs without AVX-512 the same order is emulated in scalar code.
 
 namespace velo::cpu {
 namespace {
 
-inline float fp16_scalar(uint16_t h) { return fp16_to_fp32(h); }
 inline float fp16_round(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
 
-// sum_i q[i] * k[i] with k in F16.
-inline float dot_f16(const float* q, const uint16_t* k, int n) {
-  int i = 0;
-  float sum = 0;
-#ifdef VELO_ATTN_AVX2
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i),
-                           _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + i))), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8),
-                           _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + i + 8))), acc1);
-  }
-  __m256 acc = _mm256_add_ps(acc0, acc1);
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  s = _mm_hadd_ps(s, s);
-  s = _mm_hadd_ps(s, s);
-  sum = _mm_cvtss_f32(s);
+// Horizontal sum of 16 lanes in _mm512_reduce_add_ps's tree order.
+inline float reduce16(const float* a) {
+#ifdef VELO_ATTN_AVX512
+  return _mm512_reduce_add_ps(_mm512_loadu_ps(a));
+#else
+  float t8[8], t4[4];
+  for (int i = 0; i < 8; ++i) t8[i] = a[i + 8] + a[i];
+  for (int i = 0; i < 4; ++i) t4[i] = t8[i + 4] + t8[i];
+  const float x0 = t4[0] + t4[2], x1 = t4[1] + t4[3];
+  return x0 + x1;
 #endif
-  for (; i < n; ++i) sum += q[i] * fp16_scalar(k[i]);
-  return sum;
 }
 
-// out[i] += w * v[i] with v in F16.
-inline void axpy_f16(float w, const uint16_t* v, float* out, int n) {
+// acc[l] = fma(q[l], k[l], acc[l]) for 16 lanes, k in F16.
+inline void fma16(const float* q, const uint16_t* k, float* acc) {
+#ifdef VELO_ATTN_AVX512
+  const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k)));
+  _mm512_storeu_ps(acc, _mm512_fmadd_ps(kv, _mm512_loadu_ps(q), _mm512_loadu_ps(acc)));
+#else
+  for (int l = 0; l < 16; ++l) acc[l] = std::fma(fp16_to_fp32(k[l]), q[l], acc[l]);
+#endif
+}
+
+// q . k (q already F16-exact), in the GEMM or the dot-product order.
+inline float dot_f16(const float* q, const uint16_t* k, int n, bool gemm) {
+  alignas(64) float acc[64] = {};
+  if (gemm) {  // n % 16 == 0 (checked at load)
+    for (int i = 0; i < n; i += 16) fma16(q + i, k + i, acc);
+    return reduce16(acc);
+  }
+  const int np = n & ~63;
+  for (int i = 0; i < np; i += 64)
+    for (int j = 0; j < 4; ++j) fma16(q + i + 16 * j, k + i + 16 * j, acc + 16 * j);
+  float s[16];
+  for (int l = 0; l < 16; ++l) s[l] = (acc[l] + acc[32 + l]) + (acc[16 + l] + acc[48 + l]);
+  double sum = reduce16(s);
+  for (int i = np; i < n; ++i) sum += static_cast<double>(q[i] * fp16_to_fp32(k[i]));
+  return static_cast<float>(sum);
+}
+
+// acc[i] = fma(w, v[i], acc[i]) over n dims, v in F16.
+inline void axpy_f16(float w, const uint16_t* v, float* acc, int n) {
   int i = 0;
-#ifdef VELO_ATTN_AVX2
-  const __m256 wv = _mm256_set1_ps(w);
-  for (; i + 8 <= n; i += 8) {
-    const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i)));
-    _mm256_storeu_ps(out + i, _mm256_fmadd_ps(wv, x, _mm256_loadu_ps(out + i)));
+#ifdef VELO_ATTN_AVX512
+  const __m512 wv = _mm512_set1_ps(w);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + i)));
+    _mm512_storeu_ps(acc + i, _mm512_fmadd_ps(x, wv, _mm512_loadu_ps(acc + i)));
   }
 #endif
-  for (; i < n; ++i) out[i] += w * fp16_scalar(v[i]);
+  for (; i < n; ++i) acc[i] = std::fma(fp16_to_fp32(v[i]), w, acc[i]);
 }
 
 // One query row of one head against its sequence's keys.
 void attend_one(const AttnParams& p, const KvLayerView& kv, const AttnSeq& s, int32_t t, int32_t h,
-                int64_t q_stride, int64_t out_stride, float* scratch) {
+                int64_t q_stride, int64_t out_stride, bool gemm, float* scratch) {
   const int d = p.head_dim;
   const int32_t pos = s.start_pos + t;
   const int32_t lo = p.window > 0 ? std::max(0, pos - p.window + 1) : 0;  // first visible key
   // Scores start at a multiple of 16 below lo (masked), so softmax sums in the
   // same 16-key chunks as the oracle, whose rows start at cache cell 0.
   const int32_t first = lo & ~15;
+  const int32_t off = lo - first;
   const int32_t n_kv = pos + 1 - first;
   const int32_t kvh = h / (p.n_heads / p.n_kv_heads);
   const int64_t head_off = static_cast<int64_t>(kvh) * d;
+  const int lanes = gemm ? 16 : 64;
 
-  // q rounded to F16 (the oracle multiplies an F16 cache by an F16 copy of q).
-  float* q = scratch;                 // [head_dim]
-  float* acc = scratch + d;           // [head_dim]
-  float* scores = scratch + 2 * d;    // [n_kv]
-  uint16_t* qh = reinterpret_cast<uint16_t*>(acc);  // acc is free until the V pass
+  float* q = scratch;                        // [head_dim]
+  float* acc = scratch + d;                  // [lanes][head_dim] p.V accumulators
+  float* scores = scratch + d + 64 * d;      // [n_kv]
+
+  // q rounded to F16 (the oracle multiplies the F16 cache by an F16 copy of q).
+  uint16_t* qh = reinterpret_cast<uint16_t*>(acc);
   to_f16(s.q + t * q_stride + static_cast<int64_t>(h) * d, qh, d);
   from_f16(qh, q, d);
 
-  // scores[j] = q . k_j over the visible keys, walking the block table.
-  for (int32_t j = 0; j < lo - first; ++j) scores[j] = -INFINITY;
-  for (int32_t j = lo - first; j < n_kv; ++j) {
+  // scores[j] = q . k over the visible keys, walking the block table.
+  for (int32_t j = 0; j < off; ++j) scores[j] = -INFINITY;
+  for (int32_t j = off; j < n_kv; ++j) {
     const int32_t kp = first + j;
     const uint16_t* k = kv.k_at(s.blocks[kp / kv.block_size], kp % kv.block_size) + head_off;
-    scores[j] = dot_f16(q, k, d);
+    scores[j] = dot_f16(q, k, d, gemm);
   }
-  const int32_t off = lo - first;
   if (p.softcap > 0) softcap(scores + off, p.softcap, n_kv - off);
   scale(scores + off, p.scale, n_kv - off);
   softmax(scores, n_kv);
 
-  // out = sum_j round_f16(p_j) * v_j
-  std::fill_n(acc, d, 0.0f);
-  for (int32_t j = lo - first; j < n_kv; ++j) {
+  // out = sum_j f16(p_j) v_j, key position kp accumulating in lane kp % lanes.
+  std::fill_n(acc, static_cast<int64_t>(lanes) * d, 0.0f);
+  for (int32_t j = off; j < n_kv; ++j) {
     const float w = fp16_round(scores[j]);
     if (w == 0.0f) continue;
     const int32_t kp = first + j;
     const uint16_t* v = kv.v_at(s.blocks[kp / kv.block_size], kp % kv.block_size) + head_off;
-    axpy_f16(w, v, acc, d);
+    axpy_f16(w, v, acc + static_cast<int64_t>(kp % lanes) * d, d);
   }
-  std::copy_n(acc, d, s.out + t * out_stride + static_cast<int64_t>(h) * d);
+  float* out = s.out + t * out_stride + static_cast<int64_t>(h) * d;
+  float lane[16];
+  for (int i = 0; i < d; ++i) {
+    if (gemm) {
+      for (int l = 0; l < 16; ++l) lane[l] = acc[l * d + i];
+    } else {
+      for (int l = 0; l < 16; ++l)
+        lane[l] = (acc[l * d + i] + acc[(32 + l) * d + i]) + (acc[(16 + l) * d + i] + acc[(48 + l) * d + i]);
+    }
+    out[i] = reduce16(lane);
+  }
 }
 
 }  // namespace
@@ -104,6 +141,7 @@ void paged_attention(const AttnParams& p, const KvLayerView& kv, std::span<const
                      ThreadPool& pool) {
   int64_t items = 0;  // one item per (sequence, token, head)
   for (const auto& s : seqs) items += static_cast<int64_t>(s.n_tokens) * p.n_heads;
+  const bool gemm = items > p.n_heads;  // more than one query token in the step
   const int64_t per_thread = attention_scratch_floats(1, max_kv, p.head_dim);
   pool.parallel_chunks(items, [&](int64_t item, int thread) {
     int64_t rest = item;
@@ -111,7 +149,7 @@ void paged_attention(const AttnParams& p, const KvLayerView& kv, std::span<const
       const int64_t n = static_cast<int64_t>(s.n_tokens) * p.n_heads;
       if (rest < n) {
         attend_one(p, kv, s, static_cast<int32_t>(rest / p.n_heads), static_cast<int32_t>(rest % p.n_heads),
-                   q_stride, out_stride, scratch + thread * per_thread);
+                   q_stride, out_stride, gemm, scratch + thread * per_thread);
         return;
       }
       rest -= n;

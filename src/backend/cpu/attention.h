@@ -1,7 +1,8 @@
 // Causal self-attention over a paged F16 KV cache, for a flat batch of
 // sequences. Numerics mirror llama.cpp's non-flash CPU path: q is rounded to
 // F16 before q.k, scores are softmaxed in F32, and the probabilities are
-// rounded to F16 before they weight V (all sums in F32).
+// rounded to F16 before they weight V (all sums in F32, in the oracle's order).
+// head_dim must be a multiple of 16.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -29,9 +30,9 @@ struct AttnSeq {
   const int32_t* blocks = nullptr;  // block table covering those positions
 };
 
-// Scratch the kernel needs: per thread, `max_kv` scores plus head_dim floats.
+// Scratch the kernel needs per thread: q, 64 lanes of p.V accumulators, `max_kv` scores.
 inline int64_t attention_scratch_floats(int32_t threads, int32_t max_kv, int32_t head_dim) {
-  return static_cast<int64_t>(threads) * (max_kv + 2 * head_dim + 16);
+  return static_cast<int64_t>(threads) * (65 * static_cast<int64_t>(head_dim) + max_kv + 32);
 }
 
 // Computes every (sequence, token, head) with the pool; K/V of these tokens must be stored already.
