@@ -53,11 +53,10 @@ Status EngineCore::check(const GenerationRequest& req) const {
 }
 
 void EngineCore::add(uint64_t id, GenerationRequest req, Engine::Callback cb, Clock::time_point arrival) {
-  auto lv = std::make_unique<Live>(std::move(cb), req.params, runner_, eog_);
+  auto lv = std::make_unique<Live>(std::move(cb), req.params, runner_);
   lv->arrival = arrival;
   lv->num_prompt = static_cast<int32_t>(req.prompt.size());
   lv->max_output = req.params.max_tokens < 0 ? INT32_MAX : req.params.max_tokens;
-  lv->sampler.accept(req.prompt);
   if (lv->max_output == 0) {  // nothing to generate
     emit(id, *lv, nullptr, FinishReason::Length);
     ++finished_total_;
@@ -96,7 +95,13 @@ void EngineCore::emit(uint64_t id, Live& lv, const Request* r, FinishReason reas
   o.queue_seconds = seconds((lv.scheduled ? lv.first_scheduled : now) - lv.arrival);
   o.prompt_seconds = lv.got_token ? seconds(lv.first_token - lv.first_scheduled) : 0;
   o.decode_seconds = lv.got_token ? seconds(now - lv.first_token) : 0;
-  if (lv.cb) lv.cb(o);
+  if (lv.cb) {
+    try {
+      lv.cb(o);
+    } catch (...) {
+      // A throwing callback must not take the engine thread down; the request goes on.
+    }
+  }
   o.text.clear();
   o.tokens.clear();
   o.logprobs.clear();
@@ -126,7 +131,7 @@ bool EngineCore::on_token(uint64_t id, Live& lv, const Request& r) {
     lv.first_token = Clock::now();
     prompt_tokens_total_ += static_cast<uint64_t>(r.num_prompt);
   }
-  lv.sampler.accept(tok);
+  lv.sampler->accept(tok);
   if (!lv.params.ignore_eos && runner_.tokenizer().is_eog(tok)) {
     flush_text(lv.detok, lv.stop, lv.out.text);
     finish(id, lv, FinishReason::Stop);
@@ -163,6 +168,9 @@ bool EngineCore::step() {
     if (!lv.scheduled) {
       lv.scheduled = true;
       lv.first_scheduled = now;
+      lv.sampler.emplace(lv.params, runner_.n_vocab(), eog_);
+      const Request* r = sched_.get(s.seq_id);
+      lv.sampler->accept(std::span<const int32_t>(r->tokens.data(), static_cast<size_t>(r->num_prompt)));
     }
   }
 
@@ -187,7 +195,7 @@ bool EngineCore::step() {
   for (const auto& s : plan.seqs) {
     if (!s.need_logits) continue;
     Live& lv = *live_.at(s.seq_id);
-    auto r = lv.sampler.sample(logits->subspan(row * n_vocab, n_vocab), lv.params.wants_logprobs() ? &lv.lp : nullptr);
+    auto r = lv.sampler->sample(logits->subspan(row * n_vocab, n_vocab), lv.params.wants_logprobs() ? &lv.lp : nullptr);
     ++row;
     lv.sample_error.clear();
     if (r.ok()) {

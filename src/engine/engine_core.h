@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -55,7 +56,9 @@ class EngineCore {
   struct Live {
     Engine::Callback cb;
     SamplingParams params;
-    Sampler sampler;
+    // Built when the request is first scheduled: its buffers are O(n_vocab),
+    // so only running requests pay for them, not the whole queue.
+    std::optional<Sampler> sampler;
     StreamingDetokenizer detok;
     StopMatcher stop;
     RequestOutput out;  // accumulates one step's progress, reused
@@ -66,8 +69,8 @@ class EngineCore {
     bool scheduled = false, got_token = false;
     std::string sample_error;  // set when sampling failed this step
     TokenLogprob lp;           // this step's logprob entry
-    Live(Engine::Callback c, const SamplingParams& p, const ModelRunner& runner, std::span<const int32_t> eog)
-        : cb(std::move(c)), params(p), sampler(p, runner.n_vocab(), eog), detok(runner.tokenizer(), false),
+    Live(Engine::Callback c, const SamplingParams& p, const ModelRunner& runner)
+        : cb(std::move(c)), params(p), detok(runner.tokenizer(), false),
           stop(p.stop) {}
   };
 

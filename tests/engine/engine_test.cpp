@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "engine/engine.h"
@@ -436,6 +437,83 @@ TEST(Engine, ShutdownDrainsOrCancels) {
     ASSERT_TRUE(sink.wait_finished(*id, std::chrono::milliseconds(0)));
     EXPECT_EQ(sink.get(*id).reason, FinishReason::Cancelled);
   }
+}
+
+// Many threads submit requests with random settings while another cancels at
+// random, on a small KV pool: every request gets exactly one final callback,
+// uncancelled greedy ones give the tokens they give alone, and everything is
+// released at the end.
+TEST(Engine, RandomizedSubmitAndCancelStress) {
+  FakeRunnerOptions ro;
+  ro.num_blocks = 48;
+  ro.ctx_size = 96;
+  ro.eog_after = 80;
+  EngineOptions eo;
+  eo.max_running = 6;
+  eo.max_waiting = 1000;
+  eo.max_step_tokens = 40;
+  auto engine = make_engine(ro, eo);
+  Sink sink;
+  std::mutex mu;
+  std::map<uint64_t, GenerationRequest> submitted;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(100 + t);
+      for (int i = 0; i < 40; ++i) {
+        SamplingParams p = greedy(1 + static_cast<int32_t>(rng() % 30));
+        if (rng() % 3 == 0) {
+          p.temperature = 0.7f;
+          p.seed = rng();
+        }
+        if (rng() % 4 == 0) p.stop = {"ab", "x"};
+        if (rng() % 5 == 0) p.max_tokens = -1;
+        GenerationRequest req{random_prompt(rng, 2 + static_cast<int32_t>(rng() % 50)), p};
+        auto id = engine->submit(req, sink.cb());
+        ASSERT_TRUE(id.ok()) << id.message();
+        std::lock_guard lk(mu);
+        submitted.emplace(*id, std::move(req));
+      }
+    });
+  }
+  std::atomic<bool> stop{false};
+  std::set<uint64_t> cancelled;
+  std::thread canceller([&] {
+    std::mt19937 rng(7);
+    while (!stop) {
+      uint64_t id = 1 + rng() % 120;
+      {
+        std::lock_guard lk(mu);
+        cancelled.insert(id);
+      }
+      engine->cancel(id);
+      std::this_thread::sleep_for(std::chrono::microseconds(300));
+    }
+  });
+  for (auto& th : threads) th.join();
+  for (const auto& kv : submitted) ASSERT_TRUE(sink.wait_finished(kv.first)) << kv.first;
+  stop = true;
+  canceller.join();
+  int compared = 0;
+  for (const auto& [id, req] : submitted) {
+    Collected c = sink.get(id);
+    EXPECT_EQ(c.callbacks_after_finish, 0);
+    EXPECT_NE(c.reason, FinishReason::Error) << c.error;
+    if (c.reason == FinishReason::Cancelled) {
+      EXPECT_TRUE(cancelled.count(id));
+      continue;
+    }
+    if (req.params.temperature == 0 && req.params.stop.empty() && compared < 30) {
+      EXPECT_EQ(c.tokens, run_alone(req.prompt, req.params, ro).tokens) << id;
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 5);
+  EngineStats st = engine->stats();
+  EXPECT_EQ(st.requests_finished_total, submitted.size());
+  EXPECT_EQ(st.running + st.waiting, 0);
+  EXPECT_DOUBLE_EQ(st.kv_usage, 0.0);
+  EXPECT_GT(st.preemptions_total, 0u);
 }
 
 TEST(Engine, CreateValidatesOptions) {
