@@ -1,7 +1,8 @@
 #include "tokenizer/encoders.h"
 
 #include <algorithm>
-#include <deque>
+#include <cstring>
+#include <functional>
 
 #include "tokenizer/unicode.h"
 
@@ -13,17 +14,36 @@ struct SpmSym {
   uint32_t start, n;
   int32_t prev, next;
 };
-struct SpmPair {
-  float score;
-  int32_t left, right;
-  uint32_t size;
-};
-// Max-heap order: highest score, then leftmost (llama.cpp's comparator).
-struct SpmLess {
-  bool operator()(const SpmPair& a, const SpmPair& b) const {
-    return a.score < b.score || (a.score == b.score && a.left > b.left);
-  }
-};
+
+// Heap entries are one 64-bit key, (priority << 32 | left symbol), smallest first: ties go to
+// the leftmost pair as in llama.cpp, and 8-byte entries keep the heap cache-friendly on huge
+// inputs. The right symbol is left.next at pop time; an entry is acted on only if the pair
+// there still has the queued priority. When a pair changes, the changed pair is queued
+// anew, so an entry whose pair changed but kept its priority sits exactly where the new
+// entry would: merging on either gives llama.cpp's order.
+using Key = uint64_t;
+inline Key make_key(uint32_t prio, int32_t left) { return static_cast<Key>(prio) << 32 | static_cast<uint32_t>(left); }
+inline int32_t key_left(Key k) { return static_cast<int32_t>(k & 0xFFFFFFFFu); }
+inline uint32_t key_prio(Key k) { return static_cast<uint32_t>(k >> 32); }
+
+// Higher score first: map the float to an unsigned order, then invert.
+inline uint32_t score_prio(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  return ~u;
+}
+
+void heap_push(std::vector<Key>& h, Key k) {
+  h.push_back(k);
+  std::push_heap(h.begin(), h.end(), std::greater<Key>{});
+}
+Key heap_pop(std::vector<Key>& h) {
+  std::pop_heap(h.begin(), h.end(), std::greater<Key>{});
+  Key k = h.back();
+  h.pop_back();
+  return k;
+}
 
 }  // namespace
 
@@ -38,29 +58,33 @@ void spm_encode(const Vocab& v, std::string_view text, std::vector<Token>& out) 
     off += len;
     if (off < text.size()) syms.back().next = i + 1;
   }
-  std::vector<SpmPair> heap;
-  auto try_add = [&](int32_t l, int32_t r) {
-    if (l < 0 || r < 0) return;
-    uint32_t size = syms[l].n + syms[r].n;
-    Token t = v.find(text.substr(syms[l].start, size));
-    if (t < 0) return;
-    heap.push_back({v.score[t], l, r, size});
-    std::push_heap(heap.begin(), heap.end(), SpmLess{});
+  // Priority of the pair (l, l.next): its concatenation's score, or none.
+  auto prio = [&](int32_t l, uint32_t* p) {
+    int32_t r = syms[l].next;
+    if (r < 0) return false;
+    Token t = v.find(text.substr(syms[l].start, syms[l].n + syms[r].n));
+    if (t < 0) return false;
+    *p = score_prio(v.score[t]);
+    return true;
   };
-  for (int32_t i = 1; i < static_cast<int32_t>(syms.size()); ++i) try_add(i - 1, i);
+  std::vector<Key> heap;
+  heap.reserve(syms.size());
+  for (int32_t i = 0; i + 1 < static_cast<int32_t>(syms.size()); ++i)
+    if (uint32_t p; prio(i, &p)) heap.push_back(make_key(p, i));
+  std::make_heap(heap.begin(), heap.end(), std::greater<Key>{});
   while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), SpmLess{});
-    SpmPair p = heap.back();
-    heap.pop_back();
-    SpmSym& l = syms[p.left];
-    SpmSym& r = syms[p.right];
-    if (l.n == 0 || r.n == 0 || l.n + r.n != p.size) continue;  // stale
+    Key k = heap_pop(heap);
+    int32_t li = key_left(k);
+    SpmSym& l = syms[li];
+    uint32_t p;
+    if (l.n == 0 || !prio(li, &p) || p != key_prio(k)) continue;  // stale
+    SpmSym& r = syms[l.next];
     l.n += r.n;
     r.n = 0;
     l.next = r.next;
-    if (r.next >= 0) syms[r.next].prev = p.left;
-    try_add(l.prev, p.left);
-    try_add(p.left, l.next);
+    if (r.next >= 0) syms[r.next].prev = li;
+    if (l.prev >= 0 && prio(l.prev, &p)) heap_push(heap, make_key(p, l.prev));
+    if (prio(li, &p)) heap_push(heap, make_key(p, li));
   }
   for (int32_t i = 0; i >= 0; i = syms[i].next) {
     std::string_view s = text.substr(syms[i].start, syms[i].n);
@@ -77,12 +101,6 @@ void spm_encode(const Vocab& v, std::string_view text, std::vector<Token>& out) 
 }
 
 namespace {
-struct BpeLess {  // max-heap order: lowest rank, then leftmost
-  template <class P>
-  bool operator()(const P& a, const P& b) const {
-    return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
-  }
-};
 constexpr size_t kMaxCachedWords = 1 << 16;
 }  // namespace
 
@@ -128,30 +146,32 @@ void BpeSession::encode_word(std::string_view w, std::vector<Token>& out) {
   const int32_t nb = static_cast<int32_t>(w.size());
   for (int32_t i = 0; i < nb; ++i)
     syms_.push_back({v_.byte_sym[static_cast<uint8_t>(w[i])], static_cast<uint32_t>(i), 1, i - 1, i + 1 < nb ? i + 1 : -1});
-  auto add = [&](int32_t l, int32_t r) {
-    if (l < 0 || r < 0) return;
+  // The merge of the pair (l, l.next), if there is one.
+  auto merge_of = [&](int32_t l) -> const Vocab::Merge* {
+    int32_t r = syms_[l].next;
+    if (r < 0) return nullptr;
     int32_t a = syms_[l].id, b = syms_[r].id;
-    if (a < 0 || b < 0) return;
-    const Vocab::Merge* m = v_.merges.find((static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b));
-    if (!m) return;
-    heap_.push_back({m->rank, l, r, m->merged, syms_[l].n, syms_[r].n});
-    std::push_heap(heap_.begin(), heap_.end(), BpeLess{});
+    if (a < 0 || b < 0) return nullptr;
+    return v_.merges.find((static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b));
   };
-  for (int32_t i = 1; i < nb; ++i) add(i - 1, i);
+  for (int32_t i = 0; i + 1 < nb; ++i)
+    if (const auto* m = merge_of(i)) heap_.push_back(make_key(static_cast<uint32_t>(m->rank), i));
+  std::make_heap(heap_.begin(), heap_.end(), std::greater<Key>{});
   while (!heap_.empty()) {
-    std::pop_heap(heap_.begin(), heap_.end(), BpeLess{});
-    Pair p = heap_.back();
-    heap_.pop_back();
-    Sym& l = syms_[p.left];
-    Sym& r = syms_[p.right];
-    if (l.n != p.nl || r.n != p.nr || r.n == 0) continue;  // stale: one side changed since queued
+    Key k = heap_pop(heap_);
+    int32_t li = key_left(k);
+    Sym& l = syms_[li];
+    const Vocab::Merge* m = l.n ? merge_of(li) : nullptr;
+    if (!m || static_cast<uint32_t>(m->rank) != key_prio(k)) continue;  // stale
+    Sym& r = syms_[l.next];
     l.n += r.n;
-    l.id = p.merged;
+    l.id = m->merged;
     r.n = 0;
     l.next = r.next;
-    if (r.next >= 0) syms_[r.next].prev = p.left;
-    add(l.prev, p.left);
-    add(p.left, l.next);
+    if (r.next >= 0) syms_[r.next].prev = li;
+    if (l.prev >= 0)
+      if (const auto* mp = merge_of(l.prev)) heap_push(heap_, make_key(static_cast<uint32_t>(mp->rank), l.prev));
+    if (const auto* mn = merge_of(li)) heap_push(heap_, make_key(static_cast<uint32_t>(mn->rank), li));
   }
   const int32_t nv = v_.n();
   for (int32_t i = 0; i >= 0 && nb > 0; i = syms_[i].next) {

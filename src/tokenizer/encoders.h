@@ -33,12 +33,8 @@ class BpeSession {
     uint32_t start, n; // byte range in the word
     int32_t prev, next;
   };
-  struct Pair {
-    int32_t rank, left, right, merged;
-    uint32_t nl, nr;  // symbol sizes when queued: a changed size means the pair is stale
-  };
   std::vector<Sym> syms_;
-  std::vector<Pair> heap_;
+  std::vector<uint64_t> heap_;  // (rank << 32 | left symbol), see encoders.cpp
   std::deque<std::string> keys_;  // owned copies of cached words; a deque never moves them
   StrMap<std::pair<uint32_t, uint32_t>> cache_{1024};  // word -> (offset, count) in cached_
   std::vector<Token> cached_;
