@@ -158,6 +158,12 @@ int run_quantize(const Options& o) {
     steps.push_back(std::move(*s));
   }
 
+  for (const auto& s : steps)
+    if (s.out != s.src->type && type_traits(s.src->type)->block_elems > 1) {
+      std::fprintf(stderr, "note: %s is already quantized (%s); requantizing loses more accuracy than "
+                           "quantizing from F16/F32\n", o.in.c_str(), type_name(s.src->type).c_str());
+      break;
+    }
   gguf::Writer w(f.alignment());
   for (const auto& kv : f.metadata()) w.set(std::string(kv.key), gguf::OwnedValue::from(kv.value));
   if (auto ft = gguf::file_type_for(*target)) w.set("general.file_type", gguf::OwnedValue::u32(*ft));
