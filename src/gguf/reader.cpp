@@ -205,11 +205,13 @@ class Parser {
                  " is larger than the " + std::to_string(left()) + " remaining bytes could hold (truncated or corrupt file)");
     VELO_TRY(charge_values(count));
     out.elems.resize(count);
-    const bool text = out.elem_type == ValueType::STRING && key_ == "tokenizer.ggml.tokens";
+    // Vocabulary strings must be text: tokenizers match and print them as UTF-8.
+    const bool text = out.elem_type == ValueType::STRING && depth == 0 &&
+                      (key_ == "tokenizer.ggml.tokens" || key_ == "tokenizer.ggml.merges");
     for (uint64_t i = 0; i < count; ++i) {
       VELO_TRY(value(et, depth + 1, out.elems[i]));
       if (text && !valid_utf8(out.elems[i].str))
-        return err("token " + std::to_string(i) + " of '" + k + "' is not valid UTF-8: '" +
+        return err("string " + std::to_string(i) + " of '" + k + "' is not valid UTF-8: '" +
                    printable(out.elems[i].str) + "'");
     }
     return {};
