@@ -24,9 +24,17 @@ enum class ActFormat {
   kF32,        // floats as given (F32 weights)
   kF32AsF16,   // floats rounded to fp16 precision (F16 weights, like llama.cpp's vec_dot_type)
   kF32AsBF16,  // floats rounded to bf16 precision (BF16 weights)
-  kQ8,         // ActQ8 blocks of 32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)
+  kQ8,         // ActQ8 blocks of 32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), see act_q8_d
   kQ8K,        // block_q8_K of 256 (the K-quants)
 };
+
+// A kQ8 row of nb blocks is nb ActQ8, then the nb scales d again as a contiguous
+// float array, then the nb values s / 8 (for vector loads of 8 blocks' scales),
+// then 32 bytes of zero padding so such loads may run past the last block.
+inline const float* act_q8_d(const void* row, int64_t nb) {
+  return reinterpret_cast<const float*>(static_cast<const ActQ8*>(row) + nb);
+}
+inline const float* act_q8_s8(const void* row, int64_t nb) { return act_q8_d(row, nb) + nb; }
 
 // Format the activations of weight type t are converted to.
 ActFormat act_format(GgmlType t);

@@ -39,14 +39,10 @@ VELO_INLINE __m256i high_bits_x16(const uint8_t* qh_bytes) {
 #endif
 }
 
-VELO_INLINE __m256 bcast_half(uint16_t h) { return _mm256_set1_ps(half_to_float(h)); }
-
 // Activation block prepared once per token and block.
 struct XBlock {
   __m256i a;     // 32 int8 quants
   __m256i corr;  // -offset·Σa spread over the int32 lanes (offset per weight type)
-  __m256 d;      // activation scale
-  __m256 s8;     // s / 8: the min term spread evenly over the 8 lanes (exact: /8 is a power of 2)
 };
 
 template <int kOffset>
@@ -56,76 +52,84 @@ VELO_INLINE XBlock load_x(const ActQ8& x) {
   b.corr = _mm256_setzero_si256();
   if constexpr (kOffset != 0)  // offset ≤ 16 (or 128 with VNNI): dpbusd cannot saturate
     b.corr = _mm256_sub_epi32(b.corr, dpbusd(b.corr, _mm256_set1_epi8(static_cast<char>(kOffset)), b.a));
-  b.d = _mm256_set1_ps(x.d);
-  b.s8 = _mm256_set1_ps(x.s * 0.125f);
   return b;
 }
 
 struct WBlock {
   __m256i q;  // unsigned quants (or, for Q8_0 without VNNI, |q|)
   __m256i w;  // Q8_0 without VNNI: the signed quants
-  __m256 d;
-  __m256 m;
 };
+
+// The fp16 field at byte `offset` of `n` ≤ 8 consecutive blocks, as floats (zeros past n).
+template <class Block>
+VELO_INLINE __m256 gather_halves(const Block* b, size_t offset, int n) {
+  const auto* p = reinterpret_cast<const uint8_t*>(b) + offset;
+  auto h = [&](int k) -> uint64_t {
+    uint16_t v;
+    std::memcpy(&v, p + k * sizeof(Block), 2);
+    return v;
+  };
+  uint64_t lo = 0, hi = 0;
+  if (n == 8) {
+    lo = h(0) | h(1) << 16 | h(2) << 32 | h(3) << 48;
+    hi = h(4) | h(5) << 16 | h(6) << 32 | h(7) << 48;
+  } else {
+    for (int k = 0; k < n; ++k) (k < 4 ? lo : hi) |= h(k) << (16 * (k % 4));
+  }
+  return _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(hi), static_cast<int64_t>(lo)));
+}
+
+// Unsigned nibbles of a Q4/Q5 block as 32 bytes in element order.
+VELO_INLINE __m256i nibbles(const uint8_t* qs) {
+#if VELO_SIMD_AVX512
+  // [qs | qs] with the upper copy shifted right by 4: one load, one variable shift.
+  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  const __m256i shifted = _mm256_srlv_epi16(both, _mm256_setr_epi64x(0, 0, 0x0004000400040004, 0x0004000400040004));
+  return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0F));
+#else
+  return unpack_nibbles(qs);
+#endif
+}
 
 // Q4_0: x = d·(q - 8)
 struct KQ4_0 {
   using Block = block_q4_0;
   static constexpr int kOffset = 8;
-  static VELO_INLINE WBlock load(const Block& b) {
-    WBlock w;
-    w.q = unpack_nibbles(b.qs);
-    w.d = bcast_half(b.d);
-    return w;
-  }
-  static VELO_INLINE __m256 fma(__m256 acc, const WBlock& w, const XBlock& x) {
-    const __m256i s = dpbusd(x.corr, w.q, x.a);
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(w.d, x.d), acc);
-  }
+  static constexpr bool kHasMin = false;
+  static VELO_INLINE WBlock load(const Block& b) { return {nibbles(b.qs), _mm256_setzero_si256()}; }
+  static VELO_INLINE __m256i dot(const WBlock& w, const XBlock& x) { return dpbusd(x.corr, w.q, x.a); }
 };
 
 // Q5_0: x = d·(q - 16), q = nibble | high bit << 4
 struct KQ5_0 {
   using Block = block_q5_0;
   static constexpr int kOffset = 16;
+  static constexpr bool kHasMin = false;
   static VELO_INLINE WBlock load(const Block& b) {
-    WBlock w;
-    w.q = _mm256_or_si256(unpack_nibbles(b.qs), high_bits_x16(b.qh));
-    w.d = bcast_half(b.d);
-    return w;
+    return {_mm256_or_si256(nibbles(b.qs), high_bits_x16(b.qh)), _mm256_setzero_si256()};
   }
-  static VELO_INLINE __m256 fma(__m256 acc, const WBlock& w, const XBlock& x) { return KQ4_0::fma(acc, w, x); }
+  static VELO_INLINE __m256i dot(const WBlock& w, const XBlock& x) { return dpbusd(x.corr, w.q, x.a); }
 };
 
 // Q4_1: x = d·q + m; Σ x·a = d·dx·Σ q·qa + m·s
 struct KQ4_1 {
   using Block = block_q4_1;
   static constexpr int kOffset = 0;
-  static VELO_INLINE WBlock load(const Block& b) {
-    WBlock w;
-    w.q = unpack_nibbles(b.qs);
-    w.d = bcast_half(b.d);
-    w.m = bcast_half(b.m);
-    return w;
-  }
-  static VELO_INLINE __m256 fma(__m256 acc, const WBlock& w, const XBlock& x) {
-    const __m256i s = dpbusd(_mm256_setzero_si256(), w.q, x.a);
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(w.d, x.d), acc);
-    return _mm256_fmadd_ps(w.m, x.s8, acc);
+  static constexpr bool kHasMin = true;
+  static VELO_INLINE WBlock load(const Block& b) { return {nibbles(b.qs), _mm256_setzero_si256()}; }
+  static VELO_INLINE __m256i dot(const WBlock& w, const XBlock& x) {
+    return dpbusd(_mm256_setzero_si256(), w.q, x.a);
   }
 };
 
 struct KQ5_1 {
   using Block = block_q5_1;
   static constexpr int kOffset = 0;
+  static constexpr bool kHasMin = true;
   static VELO_INLINE WBlock load(const Block& b) {
-    WBlock w;
-    w.q = _mm256_or_si256(unpack_nibbles(b.qs), high_bits_x16(b.qh));
-    w.d = bcast_half(b.d);
-    w.m = bcast_half(b.m);
-    return w;
+    return {_mm256_or_si256(nibbles(b.qs), high_bits_x16(b.qh)), _mm256_setzero_si256()};
   }
-  static VELO_INLINE __m256 fma(__m256 acc, const WBlock& w, const XBlock& x) { return KQ4_1::fma(acc, w, x); }
+  static VELO_INLINE __m256i dot(const WBlock& w, const XBlock& x) { return KQ4_1::dot(w, x); }
 };
 
 // Q8_0: x = d·q, q signed. With VNNI: (q + 128) unsigned, offset 128. Without:
@@ -137,28 +141,28 @@ struct KQ8_0 {
 #else
   static constexpr int kOffset = 0;
 #endif
+  static constexpr bool kHasMin = false;
   static VELO_INLINE WBlock load(const Block& b) {
-    WBlock w;
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
 #if VELO_SIMD_VNNI
-    w.q = _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80)));
+    return {_mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80))), _mm256_setzero_si256()};
 #else
-    w.q = _mm256_sign_epi8(q, q);
-    w.w = q;
+    return {_mm256_sign_epi8(q, q), q};
 #endif
-    w.d = bcast_half(b.d);
-    return w;
   }
-  static VELO_INLINE __m256 fma(__m256 acc, const WBlock& w, const XBlock& x) {
+  static VELO_INLINE __m256i dot(const WBlock& w, const XBlock& x) {
 #if VELO_SIMD_VNNI
-    const __m256i s = dpbusd(x.corr, w.q, x.a);
+    return dpbusd(x.corr, w.q, x.a);
 #else
-    const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(w.q, _mm256_sign_epi8(x.a, w.w)), _mm256_set1_epi16(1));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w.q, _mm256_sign_epi8(x.a, w.w)), _mm256_set1_epi16(1));
 #endif
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(w.d, x.d), acc);
   }
 };
 
+// Every output: acc += cvt(isum_b) · (d_w·d_x) [+ m_w · s_x/8 as an fma] per block b,
+// in block order, then a horizontal sum. The weight scales of 8 blocks are
+// converted together; for one token the products d_w·d_x are formed 8 at a time
+// (the same float products as one at a time, so T = 1 and T > 1 agree bit for bit).
 template <class K>
 struct Micro32 {
   template <int R, int T>
@@ -166,21 +170,48 @@ struct Micro32 {
     const int64_t nb = a.cols / 32;
     const typename K::Block* wrow[R];
     const ActQ8* xrow[T];
+    const float* xd[T];
+    const float* xs8[T];
     for (int r = 0; r < R; ++r)
       wrow[r] = reinterpret_cast<const typename K::Block*>(a.w + (r0 + r) * a.w_stride);
-    for (int t = 0; t < T; ++t) xrow[t] = reinterpret_cast<const ActQ8*>(a.x + (t0 + t) * a.x_stride);
+    for (int t = 0; t < T; ++t) {
+      xrow[t] = reinterpret_cast<const ActQ8*>(a.x + (t0 + t) * a.x_stride);
+      xd[t] = act_q8_d(xrow[t], nb);
+      xs8[t] = act_q8_s8(xrow[t], nb);
+    }
     __m256 acc[R][T];
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      WBlock w[R];
+    for (int64_t b0 = 0; b0 < nb; b0 += 8) {
+      const int cnt = static_cast<int>(nb - b0 < 8 ? nb - b0 : 8);
+      alignas(32) float sd[R][8];  // T = 1: d_w·d_x; else d_w
+      alignas(32) float sm[R][8];  // m_w (types with a min)
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) w[r] = K::load(wrow[r][b]);
+      for (int r = 0; r < R; ++r) {
+        __m256 dw = gather_halves(wrow[r] + b0, 0, cnt);
+        if constexpr (T == 1) dw = _mm256_mul_ps(dw, _mm256_loadu_ps(xd[0] + b0));
+        _mm256_store_ps(sd[r], dw);
+        if constexpr (K::kHasMin) _mm256_store_ps(sm[r], gather_halves(wrow[r] + b0, 2, cnt));
+      }
+      for (int k = 0; k < cnt; ++k) {
+        const int64_t b = b0 + k;
+        WBlock w[R];
 #pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) {
-        const XBlock x = load_x<K::kOffset>(xrow[t][b]);
+        for (int r = 0; r < R; ++r) w[r] = K::load(wrow[r][b]);
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) acc[r][t] = K::fma(acc[r][t], w[r], x);
+        for (int t = 0; t < T; ++t) {
+          const XBlock x = load_x<K::kOffset>(xrow[t][b]);
+#pragma GCC unroll 8
+          for (int r = 0; r < R; ++r) {
+            const __m256 isum = _mm256_cvtepi32_ps(K::dot(w[r], x));
+            __m256 scale;
+            if constexpr (T == 1) scale = _mm256_broadcast_ss(&sd[r][k]);
+            else scale = _mm256_mul_ps(_mm256_broadcast_ss(&sd[r][k]), _mm256_broadcast_ss(xd[t] + b));
+            acc[r][t] = _mm256_fmadd_ps(isum, scale, acc[r][t]);
+            if constexpr (K::kHasMin)
+              acc[r][t] = _mm256_fmadd_ps(_mm256_broadcast_ss(&sm[r][k]), _mm256_broadcast_ss(xs8[t] + b), acc[r][t]);
+          }
+        }
       }
     }
     for (int t = 0; t < T; ++t)

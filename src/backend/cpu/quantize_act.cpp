@@ -24,7 +24,7 @@ ActFormat act_format(GgmlType t) {
 
 size_t act_row_bytes(ActFormat f, int64_t cols) {
   switch (f) {
-    case ActFormat::kQ8: return static_cast<size_t>(cols / 32) * sizeof(ActQ8);
+    case ActFormat::kQ8: return static_cast<size_t>(cols / 32) * (sizeof(ActQ8) + 2 * sizeof(float)) + 32;
     case ActFormat::kQ8K: return static_cast<size_t>(cols / QK_K) * sizeof(block_q8_K);
     default: return static_cast<size_t>(cols) * sizeof(float);
   }
@@ -47,6 +47,18 @@ void q8_block_scalar(const float* x, ActQ8& out) {
   }
   out.d = dq;
   out.s = dq * static_cast<float>(sum);
+}
+
+// The contiguous d and s/8 arrays and the zero padding after the blocks (see act_q8_d).
+void q8_scale_arrays(void* row, int64_t nb) {
+  const auto* blocks = static_cast<const ActQ8*>(row);
+  auto* d = const_cast<float*>(act_q8_d(row, nb));
+  auto* s8 = d + nb;
+  for (int64_t b = 0; b < nb; ++b) {
+    d[b] = blocks[b].d;
+    s8[b] = blocks[b].s * 0.125f;
+  }
+  std::memset(s8 + nb, 0, 32);
 }
 
 // llama.cpp's nearest_int: round to nearest even through the float mantissa.
@@ -180,6 +192,7 @@ void quantize_act_row_scalar(ActFormat f, const float* x, void* dst, int64_t col
       return;
     case ActFormat::kQ8:
       for (int64_t b = 0; b < cols / 32; ++b) q8_block_scalar(x + 32 * b, static_cast<ActQ8*>(dst)[b]);
+      q8_scale_arrays(dst, cols / 32);
       return;
     case ActFormat::kQ8K:
       for (int64_t b = 0; b < cols / QK_K; ++b)
@@ -193,6 +206,7 @@ void quantize_act_row(ActFormat f, const float* x, void* dst, int64_t cols) {
   switch (f) {
     case ActFormat::kQ8:
       for (int64_t b = 0; b < cols / 32; ++b) q8_block_simd(x + 32 * b, static_cast<ActQ8*>(dst)[b]);
+      q8_scale_arrays(dst, cols / 32);
       return;
     case ActFormat::kQ8K:
       for (int64_t b = 0; b < cols / QK_K; ++b)
