@@ -128,12 +128,15 @@ TEST(EngineModel, SixteenConcurrentGreedyRequestsMatchRunningAlone) {
   auto runner = load(kDraft, 16);
   ASSERT_TRUE(runner);
   auto reqs = requests(*runner, 16);
+  const auto t0 = std::chrono::steady_clock::now();
   auto alone = run_alone(*runner, reqs);
+  const auto t1 = std::chrono::steady_clock::now();
   EngineOptions eo;
   eo.max_running = 16;
   eo.max_step_tokens = 64;  // chunked prefill mixed with decodes
   EngineStats st;
   auto together = run_together(*runner, reqs, eo, &st);
+  const auto t2 = std::chrono::steady_clock::now();
   expect_same(together, alone, 16);
   // Not a degenerate model: different prompts continue differently.
   std::set<std::vector<int32_t>> distinct;
@@ -141,6 +144,9 @@ TEST(EngineModel, SixteenConcurrentGreedyRequestsMatchRunningAlone) {
   EXPECT_GE(distinct.size(), 12u);
   if (std::getenv("VELO_TEST_VERBOSE")) {
     for (size_t i = 0; i < 3; ++i) std::printf("[%s] -> [%s]\n", kPrompts[i], together[i].text.c_str());
+    const double a = std::chrono::duration<double>(t1 - t0).count(), b = std::chrono::duration<double>(t2 - t1).count();
+    std::printf("16 x 16 tokens: one at a time %.3f s (%.1f tok/s), batched %.3f s (%.1f tok/s)\n", a, 256 / a, b,
+                256 / b);
   }
   EXPECT_EQ(st.preemptions_total, 0u);
   EXPECT_EQ(st.generation_tokens_total, 16u * 16u);
