@@ -57,6 +57,8 @@ class File {
   static Result<std::unique_ptr<File>> open(const std::string& path);
   // Parse bytes owned by the caller (kept alive by the caller); used by fuzzers and tests.
   static Result<std::unique_ptr<File>> parse(std::span<const uint8_t> bytes);
+  // The File points into the bytes: parsing a temporary buffer would dangle.
+  static Result<std::unique_ptr<File>> parse(std::vector<uint8_t>&& bytes) = delete;
   ~File();
   File(const File&) = delete;
   File& operator=(const File&) = delete;

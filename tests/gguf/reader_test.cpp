@@ -152,7 +152,8 @@ TEST(GgufReader, AccessorErrorsNameKeyAndTypes) {
 TEST(GgufReader, LargeUnsignedIsNotASignedInt) {
   Writer w;
   w.set("big", OwnedValue::u64(~0ull));
-  auto r = File::parse(w.to_bytes());
+  const auto bytes = w.to_bytes();
+  auto r = File::parse(bytes);
   ASSERT_TRUE(r.ok()) << r.message();
   auto i = (*r)->get_int("big");
   ASSERT_FALSE(i.ok());
