@@ -112,6 +112,22 @@ bool Scheduler::reserve(Request& r, int32_t n, int32_t& budget) {
   return true;
 }
 
+bool Scheduler::prefix_in_flight(const Request& r, const kv::PrefixHit& hit) const {
+  const int32_t bs = cfg_.block_size;
+  const size_t k = hit.blocks.size();
+  const int32_t end = static_cast<int32_t>(k + 1) * bs;  // end of r's first uncached block
+  if (end > r.num_tokens() - 1) return false;            // no further block could come from the cache
+  const auto next = r.tokens.begin() + static_cast<ptrdiff_t>(k) * bs;
+  for (const Request* q : running_) {
+    if (q->num_computed >= end || q->num_tokens() < end) continue;
+    auto table = kv_.block_table(q->id);
+    // Same cached prefix (the very blocks of the hit), then the same next block.
+    if (table.size() < k || !std::equal(hit.blocks.begin(), hit.blocks.end(), table.begin())) continue;
+    if (std::equal(next, next + bs, q->tokens.begin() + static_cast<ptrdiff_t>(k) * bs)) return true;
+  }
+  return false;
+}
+
 const StepPlan& Scheduler::schedule() {
   last_preempted_.clear();
   for (auto& s : plan_.seqs) spare_.push_back(std::move(s));
@@ -133,20 +149,24 @@ const StepPlan& Scheduler::schedule() {
   }
 
   // Waiting requests in FIFO order; none in a step that had to preempt.
-  while (last_preempted_.empty() && !waiting_.empty() && budget > 0 &&
-         static_cast<int32_t>(running_.size()) < cfg_.max_running) {
-    Request& r = *waiting_.front();
+  for (size_t w = 0; last_preempted_.empty() && w < waiting_.size() && budget > 0 &&
+                     static_cast<int32_t>(running_.size()) < cfg_.max_running;) {
+    Request& r = *waiting_[w];
     kv::PrefixHit hit;
     // The last known token is always computed: its logits are needed.
     if (cfg_.prefix_caching) hit = kv_.find_prefix(r.tokens, r.num_tokens() - 1);
+    if (cfg_.prefix_caching && prefix_in_flight(r, hit)) {
+      ++w;  // wait for that block instead of computing it twice; the rest may go on
+      continue;
+    }
     const int32_t cached = hit.num_tokens();
     const int32_t n = std::min(r.num_tokens() - cached, budget);
-    if (!kv_.allocate(r.id, cached + n, &hit)) break;  // strict FIFO: nobody jumps the queue
+    if (!kv_.allocate(r.id, cached + n, &hit)) break;  // FIFO: nobody jumps a request short of blocks
     if (cfg_.prefix_caching) kv_.pool().record_query(r.num_tokens(), cached);
     if (r.num_cached_prompt < 0) r.num_cached_prompt = std::min(cached, r.num_prompt);
     r.num_computed = cached;
     r.state = RequestState::Running;
-    waiting_.pop_front();
+    waiting_.erase(waiting_.begin() + static_cast<ptrdiff_t>(w));
     running_.push_back(&r);
     add_to_plan(r, n);
     budget -= n;

@@ -4,12 +4,14 @@
 // decoding (one pending token) before those still in a chunked prompt, so a
 // long prompt never stalls the others' decoding. Then waiting requests are
 // admitted in FIFO order (a prompt may start with a chunk), bounded by
-// max_running and the KV blocks left. When a running request needs a block and
-// none is free, the most recently admitted running request is preempted by
-// recompute: its blocks are freed and it goes back to the front of the queue
-// with num_computed = 0; its generated tokens become part of what it
-// recomputes, so its output does not change. Nothing here touches tensors:
-// schedule() returns a StepPlan of plain data.
+// max_running and the KV blocks left; a request whose next prompt block is
+// being computed by a running request right now (the same prompt submitted
+// together) waits for that block rather than computing it twice.
+// When a running request needs a block and none is free, the most recently
+// admitted running request is preempted by recompute: its blocks are freed and
+// it goes back to the front of the queue with num_computed = 0; its generated
+// tokens become part of what it recomputes, so its output does not change.
+// Nothing here touches tensors: schedule() returns a StepPlan of plain data.
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -80,6 +82,10 @@ class Scheduler {
   // running_ as needed. False when `r` itself got preempted.
   bool reserve(Request& r, int32_t n, int32_t& budget);
   void preempt_back(int32_t& budget);
+  // Whether a running request is about to compute the block that would extend
+  // `r`'s cache hit (same prompt submitted together, e.g. n > 1 completions):
+  // `r` then waits a step or two and reuses it instead of computing it again.
+  bool prefix_in_flight(const Request& r, const kv::PrefixHit& hit) const;
   void add_to_plan(Request& r, int32_t n);
 
   SchedulerConfig cfg_;

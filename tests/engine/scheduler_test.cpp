@@ -322,6 +322,48 @@ TEST(Scheduler, ConcurrentSharedPrefixSharesBlocks) {
   EXPECT_EQ(d.done[1], run_alone(prompt, 30, kVocab));
 }
 
+TEST(Scheduler, SamePromptSubmittedTogetherIsComputedOnce) {
+  // n = 3 completions of one 40-token prompt, budget 16: the first computes the
+  // prompt in chunks; the others wait for its blocks instead of recomputing them.
+  Scheduler s(cfg(64, 4, 16, 4));
+  Driver d(s);
+  auto prompt = toks(0, 40);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    ASSERT_TRUE(s.add(id, prompt));
+    d.want[id] = 5;
+  }
+  int32_t computed = 0;
+  for (int i = 0; i < 100 && !s.empty(); ++i) {
+    computed += d.step().num_tokens();
+    ASSERT_INVARIANTS(s);
+  }
+  ASSERT_TRUE(s.empty());
+  // 40 prompt tokens once, the last block (4 tokens) by each of the other two,
+  // and 4 decode steps each.
+  EXPECT_EQ(computed, 40 + 2 * 4 + 3 * 4);
+  EXPECT_EQ(s.kv().pool().prefix_hits(), 2u * 36u);
+  for (uint64_t id = 1; id <= 3; ++id) EXPECT_EQ(d.done[id], run_alone(prompt, 5, kVocab));
+}
+
+TEST(Scheduler, WaitingForAnInFlightBlockDoesNotBlockOthers) {
+  Scheduler s(cfg(64, 4, 16, 4));
+  Driver d(s);
+  ASSERT_TRUE(s.add(1, toks(0, 40)));
+  ASSERT_TRUE(s.add(2, toks(0, 40)));   // waits for 1's blocks
+  ASSERT_TRUE(s.add(3, toks(500, 6)));  // unrelated: admitted past 2
+  d.want[1] = d.want[2] = d.want[3] = 2;
+  const StepPlan& p = d.step();
+  ASSERT_EQ(p.seqs.size(), 1u);  // 1 takes the whole budget
+  const StepPlan& p2 = d.step();
+  ASSERT_EQ(p2.seqs.size(), 1u);
+  const StepPlan& p3 = d.step();  // 1 finishes its prompt (8 tokens); 3 (not 2) gets the rest
+  ASSERT_EQ(p3.seqs.size(), 2u);
+  EXPECT_EQ(p3.seqs[1].seq_id, 3u);
+  d.run();
+  EXPECT_EQ(d.done[2], run_alone(toks(0, 40), 2, kVocab));
+  EXPECT_EQ(s.kv().pool().prefix_hits(), 36u);
+}
+
 // Random arrivals, lengths, shared prefixes, cancellations and a small pool:
 // every invariant holds at every step and every completed output equals the
 // output of its prompt run alone.
