@@ -207,6 +207,27 @@ TEST(EngineModel, SharedPrefixIsServedFromTheCache) {
   EXPECT_EQ(sink.outs[2].tokens, b_alone[0].tokens);
 }
 
+TEST(EngineModel, SamePromptSubmittedTogetherIsComputedOnce) {
+  auto runner = load(kDraft, 4);
+  ASSERT_TRUE(runner);
+  std::string text;
+  for (int i = 0; i < 6; ++i) text += kPrompts[i];
+  GenerationRequest req{runner->tokenizer().encode(text, true), greedy(10)};
+  const int32_t n = static_cast<int32_t>(req.prompt.size());
+  ASSERT_GE(n, 48);
+  auto alone = run_alone(*runner, {req});
+  EngineOptions eo;
+  eo.max_running = 4;
+  eo.max_step_tokens = 32;
+  EngineStats st;
+  auto together = run_together(*runner, {req, req, req, req}, eo, &st);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(together[i].tokens, alone[0].tokens) << i;
+    EXPECT_EQ(together[i].cached_tokens, i == 0 ? 0 : (n - 1) / 16 * 16) << i;
+  }
+  EXPECT_EQ(st.prefix_hits_total, 3u * static_cast<uint64_t>((n - 1) / 16 * 16));
+}
+
 TEST(EngineModel, CancelFreesBlocks) {
   auto runner = load(kDraft, 2);
   ASSERT_TRUE(runner);
