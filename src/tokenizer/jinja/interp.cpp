@@ -5,7 +5,7 @@
 namespace velo::jinja {
 
 namespace {
-constexpr uint32_t kMaxEvalDepth = 2048;  // expression trees are bounded by the parser too
+constexpr uint32_t kMaxNesting = 1500;  // eval + block frames on the C++ stack, whatever the limits say
 constexpr uint64_t kMaxRange = 100000;    // jinja2's sandbox MAX_RANGE
 }  // namespace
 
@@ -147,6 +147,11 @@ Result<std::string> Interp::render(const Body& body, const Value& context) {
 }
 
 Status Interp::exec(const Body& body, const FrameP& f, std::string& out) {
+  // Blocks and expressions share one nesting budget so that macros calling
+  // macros inside nested blocks cannot exhaust the C++ stack.
+  if (eval_depth_ >= kMaxNesting) return make_error("template nested too deeply");
+  ++eval_depth_;
+  struct Dec { uint32_t& d; ~Dec() { --d; } } dec{eval_depth_};
   for (const auto& s : body) {
     VELO_TRY(exec_stmt(*s, f, out));
     if (flow_ != Flow::Normal) return {};
@@ -385,7 +390,7 @@ Result<Value> Interp::eval_filter(const Expr& e, const FrameP& f, const Value& s
 }
 
 Result<Value> Interp::eval(const Expr& e, const FrameP& f) {
-  if (eval_depth_ >= kMaxEvalDepth) return make_error("expression nested too deeply");
+  if (eval_depth_ >= kMaxNesting) return make_error("template nested too deeply");
   ++eval_depth_;
   auto r = eval_inner(e, f);
   --eval_depth_;

@@ -75,7 +75,7 @@ class Parser {
     for (const auto& k : e->kids)
       if (k) d = std::max(d, k->depth);
     e->depth = d + 1;
-    if (e->depth > lim_.max_expr_depth * 4) return err("expression too complex");
+    if (e->depth > lim_.max_expr_depth) return err("expression too complex");
     return e;
   }
 
