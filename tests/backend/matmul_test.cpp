@@ -256,7 +256,7 @@ TEST(QuantizeAct, MatchesReferenceQuantizers) {
   detail::quantize_act_row(ActFormat::kQ8, x.data(), q8_row.data(), cols);
   const auto* q8 = reinterpret_cast<const detail::ActQ8*>(q8_row.data());
   const float* q8_d = detail::act_q8_d(q8_row.data(), cols / 32);
-  const float* q8_s8 = detail::act_q8_s8(q8_row.data(), cols / 32);
+  const float* q8_s = detail::act_q8_s(q8_row.data(), cols / 32);
   std::vector<block_q8_0> ref0(cols / 32);
   ASSERT_TRUE(quant::quantize_row(GgmlType::Q8_0, x.data(), ref0.data(), cols).ok());
   for (int64_t b = 0; b < cols / 32; ++b) {
@@ -268,7 +268,7 @@ TEST(QuantizeAct, MatchesReferenceQuantizers) {
     }
     EXPECT_EQ(q8[b].s, q8[b].d * static_cast<float>(sum));
     EXPECT_EQ(q8_d[b], q8[b].d);
-    EXPECT_EQ(q8_s8[b], q8[b].s / 8);
+    EXPECT_EQ(q8_s[b], q8[b].s);
   }
   std::vector<block_q8_K> qk(cols / QK_K), refk(cols / QK_K);
   detail::quantize_act_row(ActFormat::kQ8K, x.data(), qk.data(), cols);

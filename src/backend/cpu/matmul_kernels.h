@@ -29,12 +29,12 @@ enum class ActFormat {
 };
 
 // A kQ8 row of nb blocks is nb ActQ8, then the nb scales d again as a contiguous
-// float array, then the nb values s / 8 (for vector loads of 8 blocks' scales),
+// float array, then the nb sums s (for vector loads of 8 blocks' scales),
 // then 32 bytes of zero padding so such loads may run past the last block.
 inline const float* act_q8_d(const void* row, int64_t nb) {
   return reinterpret_cast<const float*>(static_cast<const ActQ8*>(row) + nb);
 }
-inline const float* act_q8_s8(const void* row, int64_t nb) { return act_q8_d(row, nb) + nb; }
+inline const float* act_q8_s(const void* row, int64_t nb) { return act_q8_d(row, nb) + nb; }
 
 // Format the activations of weight type t are converted to.
 ActFormat act_format(GgmlType t);

@@ -213,6 +213,10 @@ struct MicroK {
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
+      if constexpr (T == 1) {
+        for (int r = 0; r < R; ++r)
+          prefetch_range(reinterpret_cast<const uint8_t*>(wrow[r] + b) + R * a.w_stride, sizeof(typename K::Block));
+      }
       RowK row[R];
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) row[r] = K::prep(wrow[r][b]);
@@ -256,11 +260,12 @@ struct MicroK {
   }
 };
 
-constexpr int kRows = VELO_SIMD_AVX512 ? 2 : 1;
+constexpr int kRows = VELO_SIMD_AVX512 ? 2 : 1;        // × 2 tokens
+constexpr int kRowsMatvec = VELO_SIMD_AVX512 ? 4 : 2;  // × 1 token
 
 template <class K>
 void tile_k(const Tile& a, int nrows, int ntok) {
-  drive_tiles<MicroK<K>, kRows, 2>(a, nrows, ntok);
+  drive_tiles<MicroK<K>, kRows, kRowsMatvec>(a, nrows, ntok);
 }
 
 }  // namespace

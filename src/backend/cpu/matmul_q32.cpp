@@ -159,8 +159,8 @@ struct KQ8_0 {
   }
 };
 
-// Every output: acc += cvt(isum_b) · (d_w·d_x) [+ m_w · s_x/8 as an fma] per block b,
-// in block order, then a horizontal sum. The weight scales of 8 blocks are
+// Every output: acc += cvt(isum_b) · (d_w·d_x) per block b, in block order, then a
+// horizontal sum; types with a min add Σ m_w·s_x, accumulated 8 blocks per vector. The weight scales of 8 blocks are
 // converted together; for one token the products d_w·d_x are formed 8 at a time
 // (the same float products as one at a time, so T = 1 and T > 1 agree bit for bit).
 template <class K>
@@ -171,27 +171,39 @@ struct Micro32 {
     const typename K::Block* wrow[R];
     const ActQ8* xrow[T];
     const float* xd[T];
-    const float* xs8[T];
+    const float* xs[T];
     for (int r = 0; r < R; ++r)
       wrow[r] = reinterpret_cast<const typename K::Block*>(a.w + (r0 + r) * a.w_stride);
     for (int t = 0; t < T; ++t) {
       xrow[t] = reinterpret_cast<const ActQ8*>(a.x + (t0 + t) * a.x_stride);
       xd[t] = act_q8_d(xrow[t], nb);
-      xs8[t] = act_q8_s8(xrow[t], nb);
+      xs[t] = act_q8_s(xrow[t], nb);
     }
     __m256 acc[R][T];
+    __m256 macc[K::kHasMin ? R : 1][K::kHasMin ? T : 1];  // Σ m_w·s_x, 8 blocks per lane set
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    if constexpr (K::kHasMin)
+      for (int r = 0; r < R; ++r)
+        for (int t = 0; t < T; ++t) macc[r][t] = _mm256_setzero_ps();
     for (int64_t b0 = 0; b0 < nb; b0 += 8) {
       const int cnt = static_cast<int>(nb - b0 < 8 ? nb - b0 : 8);
       alignas(32) float sd[R][8];  // T = 1: d_w·d_x; else d_w
-      alignas(32) float sm[R][8];  // m_w (types with a min)
+      if constexpr (T == 1) {
+        for (int r = 0; r < R; ++r)
+          prefetch_range(reinterpret_cast<const uint8_t*>(wrow[r] + b0) + R * a.w_stride,
+                         cnt * sizeof(typename K::Block));
+      }
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         __m256 dw = gather_halves(wrow[r] + b0, 0, cnt);
         if constexpr (T == 1) dw = _mm256_mul_ps(dw, _mm256_loadu_ps(xd[0] + b0));
         _mm256_store_ps(sd[r], dw);
-        if constexpr (K::kHasMin) _mm256_store_ps(sm[r], gather_halves(wrow[r] + b0, 2, cnt));
+        if constexpr (K::kHasMin) {
+          // m_w of 8 blocks (zero past cnt) times s_x of the same blocks
+          const __m256 m = gather_halves(wrow[r] + b0, 2, cnt);
+          for (int t = 0; t < T; ++t) macc[r][t] = _mm256_fmadd_ps(m, _mm256_loadu_ps(xs[t] + b0), macc[r][t]);
+        }
       }
       for (int k = 0; k < cnt; ++k) {
         const int64_t b = b0 + k;
@@ -208,14 +220,16 @@ struct Micro32 {
             if constexpr (T == 1) scale = _mm256_broadcast_ss(&sd[r][k]);
             else scale = _mm256_mul_ps(_mm256_broadcast_ss(&sd[r][k]), _mm256_broadcast_ss(xd[t] + b));
             acc[r][t] = _mm256_fmadd_ps(isum, scale, acc[r][t]);
-            if constexpr (K::kHasMin)
-              acc[r][t] = _mm256_fmadd_ps(_mm256_broadcast_ss(&sm[r][k]), _mm256_broadcast_ss(xs8[t] + b), acc[r][t]);
           }
         }
       }
     }
     for (int t = 0; t < T; ++t)
-      for (int r = 0; r < R; ++r) a.y[(t0 + t) * a.y_stride + r0 + r] = hsum_ps(acc[r][t]);
+      for (int r = 0; r < R; ++r) {
+        float y = hsum_ps(acc[r][t]);
+        if constexpr (K::kHasMin) y += hsum_ps(macc[r][t]);
+        a.y[(t0 + t) * a.y_stride + r0 + r] = y;
+      }
   }
 };
 
@@ -224,7 +238,9 @@ constexpr int kRows = VELO_SIMD_AVX512 ? 4 : 2;
 
 template <class K>
 void tile_q32(const Tile& a, int nrows, int ntok) {
-  drive_tiles<Micro32<K>, kRows, 4>(a, nrows, ntok);
+  // The min accumulators double the register use of a micro-tile.
+  constexpr int rows = (K::kHasMin && kRows > 2) ? 2 : kRows;
+  drive_tiles<Micro32<K>, rows, 4>(a, nrows, ntok);
 }
 
 }  // namespace

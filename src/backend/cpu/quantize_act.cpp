@@ -49,16 +49,16 @@ void q8_block_scalar(const float* x, ActQ8& out) {
   out.s = dq * static_cast<float>(sum);
 }
 
-// The contiguous d and s/8 arrays and the zero padding after the blocks (see act_q8_d).
+// The contiguous d and s arrays and the zero padding after the blocks (see act_q8_d).
 void q8_scale_arrays(void* row, int64_t nb) {
   const auto* blocks = static_cast<const ActQ8*>(row);
   auto* d = const_cast<float*>(act_q8_d(row, nb));
-  auto* s8 = d + nb;
+  auto* s = d + nb;
   for (int64_t b = 0; b < nb; ++b) {
     d[b] = blocks[b].d;
-    s8[b] = blocks[b].s * 0.125f;
+    s[b] = blocks[b].s;
   }
-  std::memset(s8 + nb, 0, 32);
+  std::memset(s + nb, 0, 32);
 }
 
 // llama.cpp's nearest_int: round to nearest even through the float mantissa.
