@@ -97,18 +97,14 @@ std::string stream_chunks(Call& c, const Tokenizer& tok, const ChoiceOutput& co)
   bool has_content = !o.text.empty() || !choice["logprobs"].is_null();
   if (c.req.chat) {
     json delta = json::object();
-    if (!c.sent_role[i]) {
-      delta["role"] = "assistant";
-      delta["content"] = "";
+    if (!c.sent_role[i]) {  // OpenAI's first chunk carries the role alone
       c.sent_role[i] = true;
-      if (!has_content) {  // the first chunk carries the role alone
-        json ch = chunk_base(c);
-        choice["delta"] = delta;
-        ch["choices"] = json::array({choice});
-        if (c.req.include_usage) ch["usage"] = nullptr;
-        out += sse(ch);
-        delta = json::object();
-      }
+      json ch = chunk_base(c);
+      json first = {{"index", i}, {"logprobs", nullptr}, {"finish_reason", nullptr},
+                    {"delta", {{"role", "assistant"}, {"content", ""}}}};
+      ch["choices"] = json::array({first});
+      if (c.req.include_usage) ch["usage"] = nullptr;
+      out += sse(ch);
     }
     if (has_content) {
       delta["content"] = o.text;
