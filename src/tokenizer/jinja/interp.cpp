@@ -318,10 +318,42 @@ Status Interp::exec_for(const Stmt& s, const FrameP& f, std::string& out) {
   return st;
 }
 
+namespace {
+
+// Whether a macro body mentions `name` (jinja2 only accepts extra arguments
+// when the body uses varargs / kwargs).
+bool expr_uses(const Expr* e, const std::string& name) {
+  if (!e) return false;
+  if (e->kind == ExprKind::Name && e->name == name) return true;
+  for (const auto& k : e->kids)
+    if (expr_uses(k.get(), name)) return true;
+  return false;
+}
+
+bool body_uses(const Body& b, const std::string& name) {
+  for (const auto& s : b) {
+    if (expr_uses(s->expr.get(), name) || expr_uses(s->cond.get(), name)) return true;
+    for (const auto& c : s->conds)
+      if (expr_uses(c.get(), name)) return true;
+    for (const auto& d : s->defaults)
+      if (expr_uses(d.get(), name)) return true;
+    for (const auto& f : s->filters)
+      if (expr_uses(f.get(), name)) return true;
+    for (const auto& br : s->branches)
+      if (body_uses(br, name)) return true;
+    if (body_uses(s->body, name) || body_uses(s->else_body, name)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 Value Interp::make_macro(const Stmt& s, const FrameP& f, const std::string& name) {
   std::weak_ptr<Frame> weak = f;
   const Stmt* def = &s;
-  return Value::callable(name, [this, weak, def, name](CallArgs& a) -> Result<Value> {
+  const bool takes_varargs = body_uses(s.body, "varargs");
+  const bool takes_kwargs = body_uses(s.body, "kwargs");
+  return Value::callable(name, [this, weak, def, name, takes_varargs, takes_kwargs](CallArgs& a) -> Result<Value> {
     FrameP parent = weak.lock();
     if (!parent) return make_error("macro '" + name + "' called outside the scope that defined it");
     if (call_depth_ >= lim_.max_depth)
@@ -330,6 +362,9 @@ Value Interp::make_macro(const Stmt& s, const FrameP& f, const std::string& name
     auto frame = std::make_shared<Frame>();
     frame->parent = parent;
     const auto& params = def->params;
+    if (a.pos.size() > params.size() && !takes_varargs)
+      return make_error("macro '" + name + "' takes not more than " + std::to_string(params.size()) +
+                        " argument(s)");
     List varargs;
     for (size_t k = 0; k < a.pos.size(); ++k) {
       if (k < params.size()) frame->vars[params[k]] = a.pos[k];
@@ -344,7 +379,8 @@ Value Interp::make_macro(const Stmt& s, const FrameP& f, const std::string& name
           is_param = true;
         }
       if (is_param || k == "caller") frame->vars[k] = v;
-      else kwargs->set(k, v);
+      else if (takes_kwargs) kwargs->set(k, v);
+      else return make_error("macro '" + name + "' takes no keyword argument '" + k + "'");
     }
     ++call_depth_;
     struct Dec { uint32_t& d; ~Dec() { --d; } } dec{call_depth_};
@@ -357,7 +393,7 @@ Value Interp::make_macro(const Stmt& s, const FrameP& f, const std::string& name
         frame->vars[params[p]] = Value::undefined("!parameter '" + params[p] + "' was not provided");
       }
     }
-    frame->vars["varargs"] = Value::make_list(std::move(varargs));
+    frame->vars["varargs"] = Value::make_list(std::move(varargs), true);
     frame->vars["kwargs"] = Value::make_dict(kwargs);
     std::string out;
     uint32_t saved_loops = loop_depth_;
