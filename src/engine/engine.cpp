@@ -65,7 +65,6 @@ class ThreadedEngine final : public Engine {
   void shutdown(std::chrono::milliseconds drain) override {
     {
       std::lock_guard lk(mu_);
-      if (!accepting_ && !thread_.joinable()) return;
       accepting_ = false;
       if (!draining_) {
         draining_ = true;
