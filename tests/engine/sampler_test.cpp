@@ -169,12 +169,12 @@ TEST(Sampler, TopPOnLargeFlatVocabularySortsLazilyButCorrectly) {
   SamplingParams p = plain(1.0f);
   p.top_p = 0.5f;
   Sampler s(p, 5000);
-  std::map<int32_t, double> f = frequencies(s, l, 20000);
+  std::map<int32_t, double> f = frequencies(s, l, 4000);
   for (const auto& [tok, fr] : f) {
     EXPECT_EQ(tok % 5, 0);
     EXPECT_LT(tok, 2500);  // the first 500 of the live tokens
   }
-  EXPECT_GT(f.size(), 450u);
+  EXPECT_GT(f.size(), 400u);
 }
 
 TEST(Sampler, MinPDropsUnlikelyTokens) {
