@@ -1,6 +1,7 @@
 #include "server/metrics.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 namespace velo::server {
 
@@ -13,9 +14,13 @@ void Histogram::observe(double v) {
   count_++;
 }
 
+// Shortest text that reads back as the same double ("0.005", not "0.0050000000000000001").
 static std::string fmt_double(double v) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
+  for (int prec = 6; prec <= 17; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
   return buf;
 }
 

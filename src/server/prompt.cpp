@@ -18,7 +18,7 @@ std::optional<ApiError> normalize_messages(const json& in, json& out) {
     if (content.is_array()) {  // OpenAI content parts: keep the text ones
       std::string text;
       for (const auto& part : content) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+        if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") ||
             !part["text"].is_string())
           return bad_request(where + ".content: only text parts are supported", "messages");
         text += part["text"].get<std::string>();

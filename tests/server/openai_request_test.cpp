@@ -134,3 +134,18 @@ TEST(ApiError, OpenAIShape) {
 
 }  // namespace
 }  // namespace velo::server
+
+namespace velo::server {
+namespace {
+
+TEST(Messages, ContentPartsOfTheWrongTypeAreRejectedNotThrown) {
+  using nlohmann::json;
+  json out;
+  json in = json::array({{{"role", "system"}, {"content", json::array({{{"type", json::object()}, {"text", ""}}})}}});
+  auto err = normalize_messages(in, out);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->status, 400);
+}
+
+}  // namespace
+}  // namespace velo::server
