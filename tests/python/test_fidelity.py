@@ -2,7 +2,8 @@
 
 For each model and prompt we compare the full logits after every prompt token
 (ours from tool_logits, processed in one batch and token by token) with
-llama.cpp's: top-1 agreement, mean KL(llama.cpp || ours), and a 64-token greedy
+llama.cpp's (processed the same way: llama.cpp sums attention in a different
+order for one-token batches, and so do we): top-1 agreement, mean KL(llama.cpp || ours), and a 64-token greedy
 continuation (ours through the single-token decode path, llama.cpp by argmax
 over its own logits). Models: the real velo-code-40m (Q8_0), SmolLM2-135M
 (Q4_1), Gemma 3 270M (Q4_K_M), and random-weight llama/qwen2/qwen3/gemma3
@@ -62,9 +63,14 @@ class Oracle:
         self.llm = Llama(model_path=str(path), logits_all=True, n_ctx=n_ctx, n_threads=2, verbose=False)
         self.n_vocab = self.llm.n_vocab()
 
-    def logits(self, tokens):
+    def logits(self, tokens, mode="batch"):
+        """After each token; `batch` evaluates the prompt in one call, `incremental` one token per call."""
         self.llm.reset()
-        self.llm.eval(tokens)
+        if mode == "batch":
+            self.llm.eval(tokens)
+        else:
+            for t in tokens:
+                self.llm.eval([t])
         return np.array(self.llm.scores[: len(tokens)], dtype=np.float32)
 
     def greedy(self, tokens, n):
@@ -95,8 +101,8 @@ def check_model(tools, path, prompts, tmp_path, tol, label, greedy=True, modes=(
     longest = max(len(p) for p in prompts)
     oracle = Oracle(path, n_ctx=max(256, longest + GREEDY_TOKENS + 8))
     for i, tokens in enumerate(prompts):
-        ref = oracle.logits(tokens)
         for mode in modes:
+            ref = oracle.logits(tokens, mode)
             mine, _ = ours(tools, path, tokens, tmp_path, mode=mode)
             assert mine.shape == ref.shape
             top1, kl, kl_max = compare(ref, mine)
