@@ -6,9 +6,6 @@
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #define VELO_SIMD_AVX2 1
 #include <immintrin.h>
-
-#include <cstddef>
-#include <cstdint>
 #else
 #define VELO_SIMD_AVX2 0
 #endif
@@ -25,6 +22,18 @@
 #endif
 
 #define VELO_INLINE inline __attribute__((always_inline))
+
+#include <cstddef>
+#include <cstdint>
+
+namespace velo::cpu::detail {
+// Prefetch [p, p + bytes) into L1. Matvec kernels fetch the next row group while
+// working on this one: the hardware prefetcher alone leaves memory latency exposed.
+VELO_INLINE void prefetch_range(const void* p, size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, 0, 3);
+}
+}  // namespace velo::cpu::detail
 
 #if VELO_SIMD_AVX2
 namespace velo::cpu::detail {
@@ -75,12 +84,6 @@ VELO_INLINE __m256i dpwssd(__m256i acc, __m256i a, __m256i b) {
 
 VELO_INLINE float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
 
-// Prefetch [p, p + bytes) into L1. Matvec kernels fetch the next row group while
-// working on this one: the hardware prefetcher alone leaves memory latency exposed.
-VELO_INLINE void prefetch_range(const void* p, size_t bytes) {
-  const char* c = static_cast<const char*>(p);
-  for (size_t i = 0; i < bytes; i += 64) _mm_prefetch(c + i, _MM_HINT_T0);
-}
 
 }  // namespace velo::cpu::detail
 #endif

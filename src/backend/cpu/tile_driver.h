@@ -19,6 +19,8 @@ VELO_INLINE void rows_pass(const Tile& a, int nrows, int t0) {
 template <class Micro, int kRows, int kRowsMatvec>
 void drive_tiles(const Tile& a, int nrows, int ntok) {
   if (ntok == 1) {
+    // Start the first row group's loads all at once; kernels prefetch the rest a group ahead.
+    prefetch_range(a.w, a.w_stride * static_cast<size_t>(nrows < kRowsMatvec ? nrows : kRowsMatvec));
     rows_pass<Micro, kRowsMatvec, 1>(a, nrows, 0);
     return;
   }
