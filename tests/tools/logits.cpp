@@ -8,6 +8,7 @@
 // a time and prints their ids, comma-separated, on stdout. The KV block table
 // is a shuffled permutation so paging is exercised.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -96,8 +97,9 @@ int main(int argc, char** argv) {
   if (!f || std::fwrite(out.data(), sizeof(float), out.size(), f) != out.size()) return fail("cannot write " + out_path);
   std::fclose(f);
 
-  // Greedy continuation through the single-token decode path.
+  // Greedy continuation through the single-token decode path (timed on stderr).
   std::vector<float> last(out.end() - V, out.end());
+  const auto t0 = std::chrono::steady_clock::now();
   for (int g = 0; g < generate; ++g) {
     const int32_t next = static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
     std::printf("%s%d", g ? "," : "", next);
@@ -109,5 +111,10 @@ int main(int argc, char** argv) {
     std::copy(r->begin(), r->end(), last.begin());
   }
   std::printf("\n");
+  if (generate > 1) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "decode: %d tokens in %.3f s, %.1f tok/s (%d threads)\n", generate - 1, s,
+                 (generate - 1) / s, threads);
+  }
   return 0;
 }

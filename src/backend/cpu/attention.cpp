@@ -49,8 +49,25 @@ inline void fma16(const float* q, const uint16_t* k, float* acc) {
 
 // q . k (q already F16-exact), in the GEMM or the dot-product order.
 inline float dot_f16(const float* q, const uint16_t* k, int n, bool gemm) {
-  alignas(64) float acc[64] = {};
+#ifdef VELO_ATTN_AVX512
+  auto ld = [&](int i) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + i))); };
   if (gemm) {  // n % 16 == 0 (checked at load)
+    __m512 acc = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) acc = _mm512_fmadd_ps(ld(i), _mm512_loadu_ps(q + i), acc);
+    return _mm512_reduce_add_ps(acc);
+  }
+  const int np = n & ~63;
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (int i = 0; i < np; i += 64) {
+    a0 = _mm512_fmadd_ps(ld(i), _mm512_loadu_ps(q + i), a0);
+    a1 = _mm512_fmadd_ps(ld(i + 16), _mm512_loadu_ps(q + i + 16), a1);
+    a2 = _mm512_fmadd_ps(ld(i + 32), _mm512_loadu_ps(q + i + 32), a2);
+    a3 = _mm512_fmadd_ps(ld(i + 48), _mm512_loadu_ps(q + i + 48), a3);
+  }
+  double sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3)));
+#else
+  alignas(64) float acc[64] = {};
+  if (gemm) {
     for (int i = 0; i < n; i += 16) fma16(q + i, k + i, acc);
     return reduce16(acc);
   }
@@ -60,6 +77,7 @@ inline float dot_f16(const float* q, const uint16_t* k, int n, bool gemm) {
   float s[16];
   for (int l = 0; l < 16; ++l) s[l] = (acc[l] + acc[32 + l]) + (acc[16 + l] + acc[48 + l]);
   double sum = reduce16(s);
+#endif
   for (int i = np; i < n; ++i) sum += static_cast<double>(q[i] * fp16_to_fp32(k[i]));
   return static_cast<float>(sum);
 }
@@ -139,17 +157,28 @@ void attend_one(const AttnParams& p, const KvLayerView& kv, const AttnSeq& s, in
 void paged_attention(const AttnParams& p, const KvLayerView& kv, std::span<const AttnSeq> seqs,
                      int64_t q_stride, int64_t out_stride, int32_t max_kv, float* scratch,
                      ThreadPool& pool) {
+  struct Job {  // captured by one pointer: the std::function stays allocation-free
+    const AttnParams& p;
+    const KvLayerView& kv;
+    std::span<const AttnSeq> seqs;
+    int64_t q_stride, out_stride, per_thread;
+    bool gemm;
+    float* scratch;
+  };
   int64_t items = 0;  // one item per (sequence, token, head)
   for (const auto& s : seqs) items += static_cast<int64_t>(s.n_tokens) * p.n_heads;
-  const bool gemm = items > p.n_heads;  // more than one query token in the step
-  const int64_t per_thread = attention_scratch_floats(1, max_kv, p.head_dim);
-  pool.parallel_chunks(items, [&](int64_t item, int thread) {
+  // More than one query token in the step: llama.cpp would run these products as a GEMM.
+  const Job job{p, kv, seqs, q_stride, out_stride, attention_scratch_floats(1, max_kv, p.head_dim),
+                items > p.n_heads, scratch};
+  const Job* j = &job;
+  pool.parallel_chunks(items, [j](int64_t item, int thread) {
     int64_t rest = item;
-    for (const auto& s : seqs) {
-      const int64_t n = static_cast<int64_t>(s.n_tokens) * p.n_heads;
+    for (const auto& s : j->seqs) {
+      const int64_t n = static_cast<int64_t>(s.n_tokens) * j->p.n_heads;
       if (rest < n) {
-        attend_one(p, kv, s, static_cast<int32_t>(rest / p.n_heads), static_cast<int32_t>(rest % p.n_heads),
-                   q_stride, out_stride, gemm, scratch + thread * per_thread);
+        attend_one(j->p, j->kv, s, static_cast<int32_t>(rest / j->p.n_heads),
+                   static_cast<int32_t>(rest % j->p.n_heads), j->q_stride, j->out_stride, j->gemm,
+                   j->scratch + thread * j->per_thread);
         return;
       }
       rest -= n;
