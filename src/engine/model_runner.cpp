@@ -17,29 +17,6 @@ namespace {
 
 constexpr int32_t kDefaultCtxCap = 8192;
 
-// from_gguf may hand back the template by value or by pointer; keep a value.
-ChatTemplate take(ChatTemplate t) { return t; }
-ChatTemplate take(std::unique_ptr<ChatTemplate> t) { return std::move(*t); }
-
-// ChatTemplate::from_gguf (tokenizer layer) is landing concurrently; until it
-// does, use the file's own template with the tokenizer's BOS/EOS text.
-template <class CT>
-Result<ChatTemplate> load_template(const gguf::File& f, const Tokenizer& tok) {
-  if constexpr (requires { CT::from_gguf(f, tok); }) {
-    VELO_ASSIGN_OR_RETURN(auto t, CT::from_gguf(f, tok));
-    return take(std::move(t));
-  } else {
-    ChatTemplate t;
-    auto src = f.get_string("tokenizer.chat_template");
-    if (!src) return make_error("model has no chat template (tokenizer.chat_template)");
-    t.source = std::string(*src);
-    if (tok.bos() >= 0) t.bos_token = std::string(tok.token_text(tok.bos()));
-    if (tok.eos() >= 0) t.eos_token = std::string(tok.token_text(tok.eos()));
-    t.name = "model";
-    return t;
-  }
-}
-
 Status check_range(const char* what, int64_t v, int64_t lo, int64_t hi) {
   if (v < lo || v > hi)
     return make_error(std::string(what) + " = " + std::to_string(v) + " is out of range [" + std::to_string(lo) +
@@ -65,7 +42,7 @@ class CpuModelRunner final : public ModelRunner {
     if (r->tok_->n_vocab() > r->cfg_.n_vocab)
       return make_error("model: tokenizer has " + std::to_string(r->tok_->n_vocab()) +
                         " tokens but token_embd.weight only " + std::to_string(r->cfg_.n_vocab) + " rows");
-    VELO_ASSIGN_OR_RETURN(r->tmpl_, load_template<ChatTemplate>(*r->file_, *r->tok_));
+    VELO_ASSIGN_OR_RETURN(r->tmpl_, ChatTemplate::from_gguf(*r->file_, *r->tok_));
 
     const ModelConfig& c = r->cfg_;
     TransformerLimits lim;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <vector>
 
@@ -149,6 +150,29 @@ TEST(ModelRunner, InvalidPlansAreErrors) {
   p.seqs = {seq(1, {1, 100}, 0, {0})};
   EXPECT_TRUE(r->execute(p).ok());
   EXPECT_TRUE(r->execute(StepPlan{}).ok());
+}
+
+TEST(ModelRunner, LoadsEveryTestModel) {
+  struct M {
+    const char* file;
+    int32_t vocab, ctx;
+  };
+  for (M m : {M{"SmolLM2-135M-Instruct.Q4_1.gguf", 49152, 8192}, M{"gemma-3-270m-q4_k_m.gguf", 262144, 8192},
+              M{"velo-code-draft-12m.Q8_0.gguf", 32000, 1024}}) {
+    RunnerOptions o;
+    o.threads = 2;
+    auto r = ModelRunner::load(test::model_path(m.file), o);
+    ASSERT_TRUE(r.ok()) << m.file << ": " << r.message();
+    EXPECT_EQ((*r)->n_vocab(), m.vocab) << m.file;
+    EXPECT_EQ((*r)->ctx_size(), m.ctx) << m.file;
+    EXPECT_FALSE((*r)->chat_template().source.empty()) << m.file;
+    StepPlan p;
+    p.seqs = {seq(1, (*r)->tokenizer().encode("Hello, world", true), 0, {0})};
+    auto l = (*r)->execute(p);
+    ASSERT_TRUE(l.ok()) << l.message();
+    ASSERT_EQ(l->size(), static_cast<size_t>(m.vocab));
+    for (float x : *l) ASSERT_TRUE(std::isfinite(x));
+  }
 }
 
 TEST(ModelRunner, BadOptionsAndFiles) {
