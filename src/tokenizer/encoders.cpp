@@ -13,14 +13,17 @@ namespace {
 struct SpmSym {
   uint32_t start, n;
   int32_t prev, next;
+  uint32_t pending;  // priority of the pair (this, next), kNone when it is not a token
 };
+constexpr uint32_t kNone = 0xFFFFFFFFu;
 
 // Heap entries are one 64-bit key, (priority << 32 | left symbol), smallest first: ties go to
 // the leftmost pair as in llama.cpp, and 8-byte entries keep the heap cache-friendly on huge
-// inputs. The right symbol is left.next at pop time; an entry is acted on only if the pair
-// there still has the queued priority. When a pair changes, the changed pair is queued
-// anew, so an entry whose pair changed but kept its priority sits exactly where the new
-// entry would: merging on either gives llama.cpp's order.
+// inputs. The right symbol is left.next at pop time. Each symbol remembers the priority of
+// the pair it currently starts (set whenever that pair changes, cleared when it is not a
+// token); an entry is acted on only if its priority is still that one. An older entry with
+// the same priority sits exactly where the current one does, so either gives llama.cpp's
+// order (llama.cpp instead skips entries whose two sizes changed).
 using Key = uint64_t;
 inline Key make_key(uint32_t prio, int32_t left) { return static_cast<Key>(prio) << 32 | static_cast<uint32_t>(left); }
 inline int32_t key_left(Key k) { return static_cast<int32_t>(k & 0xFFFFFFFFu); }
@@ -54,37 +57,38 @@ void spm_encode(const Vocab& v, std::string_view text, std::vector<Token>& out) 
   for (size_t off = 0; off < text.size();) {
     size_t len = std::min(text.size() - off, unicode::utf8_len(static_cast<uint8_t>(text[off])));
     int32_t i = static_cast<int32_t>(syms.size());
-    syms.push_back({static_cast<uint32_t>(off), static_cast<uint32_t>(len), i - 1, -1});
+    syms.push_back({static_cast<uint32_t>(off), static_cast<uint32_t>(len), i - 1, -1, kNone});
     off += len;
     if (off < text.size()) syms.back().next = i + 1;
   }
-  // Priority of the pair (l, l.next): its concatenation's score, or none.
-  auto prio = [&](int32_t l, uint32_t* p) {
-    int32_t r = syms[l].next;
-    if (r < 0) return false;
-    Token t = v.find(text.substr(syms[l].start, syms[l].n + syms[r].n));
-    if (t < 0) return false;
-    *p = score_prio(v.score[t]);
-    return true;
-  };
+  // Recomputes the pending priority of the pair (l, l.next) and queues it.
   std::vector<Key> heap;
   heap.reserve(syms.size());
-  for (int32_t i = 0; i + 1 < static_cast<int32_t>(syms.size()); ++i)
-    if (uint32_t p; prio(i, &p)) heap.push_back(make_key(p, i));
+  auto update = [&](int32_t l, bool push) {
+    SpmSym& sl = syms[l];
+    sl.pending = kNone;
+    if (sl.next < 0) return;
+    Token t = v.find(text.substr(sl.start, sl.n + syms[sl.next].n));
+    if (t < 0) return;
+    sl.pending = score_prio(v.score[t]);
+    if (sl.pending == kNone) sl.pending = kNone - 1;  // keep kNone free (a NaN score)
+    if (push) heap_push(heap, make_key(sl.pending, l));
+    else heap.push_back(make_key(sl.pending, l));
+  };
+  for (int32_t i = 0; i + 1 < static_cast<int32_t>(syms.size()); ++i) update(i, false);
   std::make_heap(heap.begin(), heap.end(), std::greater<Key>{});
   while (!heap.empty()) {
     Key k = heap_pop(heap);
     int32_t li = key_left(k);
     SpmSym& l = syms[li];
-    uint32_t p;
-    if (l.n == 0 || !prio(li, &p) || p != key_prio(k)) continue;  // stale
+    if (l.n == 0 || l.pending != key_prio(k)) continue;  // stale
     SpmSym& r = syms[l.next];
     l.n += r.n;
     r.n = 0;
     l.next = r.next;
     if (r.next >= 0) syms[r.next].prev = li;
-    if (l.prev >= 0 && prio(l.prev, &p)) heap_push(heap, make_key(p, l.prev));
-    if (prio(li, &p)) heap_push(heap, make_key(p, li));
+    if (l.prev >= 0) update(l.prev, true);
+    update(li, true);
   }
   for (int32_t i = 0; i >= 0; i = syms[i].next) {
     std::string_view s = text.substr(syms[i].start, syms[i].n);
@@ -145,33 +149,37 @@ void BpeSession::encode_word(std::string_view w, std::vector<Token>& out) {
   heap_.clear();
   const int32_t nb = static_cast<int32_t>(w.size());
   for (int32_t i = 0; i < nb; ++i)
-    syms_.push_back({v_.byte_sym[static_cast<uint8_t>(w[i])], static_cast<uint32_t>(i), 1, i - 1, i + 1 < nb ? i + 1 : -1});
-  // The merge of the pair (l, l.next), if there is one.
-  auto merge_of = [&](int32_t l) -> const Vocab::Merge* {
-    int32_t r = syms_[l].next;
-    if (r < 0) return nullptr;
-    int32_t a = syms_[l].id, b = syms_[r].id;
-    if (a < 0 || b < 0) return nullptr;
-    return v_.merges.find((static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b));
+    syms_.push_back({v_.byte_sym[static_cast<uint8_t>(w[i])], static_cast<uint32_t>(i), 1, i - 1, i + 1 < nb ? i + 1 : -1, -1, -1});
+  // Recomputes the pending merge of the pair (l, l.next) and queues it.
+  auto update = [&](int32_t l, bool push) {
+    Sym& sl = syms_[l];
+    sl.rank = -1;
+    if (sl.next < 0) return;
+    int32_t a = sl.id, b = syms_[sl.next].id;
+    if (a < 0 || b < 0) return;
+    const Vocab::Merge* m =
+        v_.merges.find((static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b));
+    if (!m) return;
+    sl.rank = m->rank;
+    sl.merged = m->merged;
+    if (push) heap_push(heap_, make_key(static_cast<uint32_t>(m->rank), l));
+    else heap_.push_back(make_key(static_cast<uint32_t>(m->rank), l));
   };
-  for (int32_t i = 0; i + 1 < nb; ++i)
-    if (const auto* m = merge_of(i)) heap_.push_back(make_key(static_cast<uint32_t>(m->rank), i));
+  for (int32_t i = 0; i + 1 < nb; ++i) update(i, false);
   std::make_heap(heap_.begin(), heap_.end(), std::greater<Key>{});
   while (!heap_.empty()) {
     Key k = heap_pop(heap_);
     int32_t li = key_left(k);
     Sym& l = syms_[li];
-    const Vocab::Merge* m = l.n ? merge_of(li) : nullptr;
-    if (!m || static_cast<uint32_t>(m->rank) != key_prio(k)) continue;  // stale
+    if (l.n == 0 || l.rank < 0 || static_cast<uint32_t>(l.rank) != key_prio(k)) continue;  // stale
     Sym& r = syms_[l.next];
     l.n += r.n;
-    l.id = m->merged;
+    l.id = l.merged;
     r.n = 0;
     l.next = r.next;
     if (r.next >= 0) syms_[r.next].prev = li;
-    if (l.prev >= 0)
-      if (const auto* mp = merge_of(l.prev)) heap_push(heap_, make_key(static_cast<uint32_t>(mp->rank), l.prev));
-    if (const auto* mn = merge_of(li)) heap_push(heap_, make_key(static_cast<uint32_t>(mn->rank), li));
+    if (l.prev >= 0) update(l.prev, true);
+    update(li, true);
   }
   const int32_t nv = v_.n();
   for (int32_t i = 0; i >= 0 && nb > 0; i = syms_[i].next) {

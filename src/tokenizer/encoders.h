@@ -32,6 +32,7 @@ class BpeSession {
     int32_t id;        // interned symbol id, -1 if it can never merge
     uint32_t start, n; // byte range in the word
     int32_t prev, next;
+    int32_t rank, merged;  // pending merge of (this, next): rank -1 when none
   };
   std::vector<Sym> syms_;
   std::vector<uint64_t> heap_;  // (rank << 32 | left symbol), see encoders.cpp

@@ -40,11 +40,13 @@ class StrMap {
 
   // Inserts or overwrites; returns a reference to the value.
   V& put(std::string_view key, V value) {
-    if ((size_ + 1) * 4 > slots_.size() * 3) rehash(slots_.size() * 2);
-    Slot& s = probe(key, hash_bytes(key));
-    if (!s.used) {
-      s.used = true;
-      s.key = key;
+    if ((size_ + 1) * 2 > slots_.size()) rehash(slots_.size() * 2);  // load <= 1/2: short misses
+    uint64_t h = hash_bytes(key);
+    Slot& s = probe(key, h);
+    if (!s.tag) {
+      s.tag = tag_of(h);
+      s.data = key.data();
+      s.len = key.size();
       ++size_;
     }
     s.value = value;
@@ -52,30 +54,30 @@ class StrMap {
   }
   const V* find(std::string_view key) const {
     uint64_t h = hash_bytes(key);
+    uint32_t tag = tag_of(h);
     size_t mask = slots_.size() - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
       const Slot& s = slots_[i];
-      if (!s.used) return nullptr;
-      if (s.key.size() == key.size() && std::memcmp(s.key.data(), key.data(), key.size()) == 0) return &s.value;
+      if (!s.tag) return nullptr;
+      if (s.tag == tag && s.len == key.size() && std::memcmp(s.data, key.data(), key.size()) == 0) return &s.value;
     }
   }
   size_t size() const { return size_; }
-  void clear() {
-    for (auto& s : slots_) s.used = false;
-    size_ = 0;
-  }
 
  private:
   struct Slot {
-    std::string_view key;
+    const char* data = nullptr;
+    size_t len = 0;
+    uint32_t tag = 0;  // 0: empty; else high hash bits | 1, checked before the bytes
     V value{};
-    bool used = false;
   };
+  static uint32_t tag_of(uint64_t h) { return static_cast<uint32_t>(h >> 32) | 1u; }
   Slot& probe(std::string_view key, uint64_t h) {
+    uint32_t tag = tag_of(h);
     size_t mask = slots_.size() - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
       Slot& s = slots_[i];
-      if (!s.used || (s.key.size() == key.size() && std::memcmp(s.key.data(), key.data(), key.size()) == 0))
+      if (!s.tag || (s.tag == tag && s.len == key.size() && std::memcmp(s.data, key.data(), key.size()) == 0))
         return s;
     }
   }
@@ -87,7 +89,7 @@ class StrMap {
     slots_.assign(n, Slot{});
     size_ = 0;
     for (auto& s : old)
-      if (s.used) put(s.key, s.value);
+      if (s.tag) put(std::string_view(s.data, s.len), s.value);
   }
   std::vector<Slot> slots_;
   size_t size_ = 0;
