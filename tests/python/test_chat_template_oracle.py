@@ -260,3 +260,15 @@ def test_velollm_template_command(velollm_bin, tmp_path, model, name):
                                "bos_token": tokens["bos_token"], "eos_token": tokens["eos_token"]})
         assert ok, expected
         assert proc.stdout.decode("utf-8") == expected
+
+
+def test_expression_corpus_matches_jinja2(tools_dir, tmp_path):
+    """Operators, filters, tests, methods, loops, macros, whitespace control and error cases."""
+    data = json.loads((TEMPLATES / "expressions.json").read_text(encoding="utf-8"))
+    env = hf_environment()
+    labelled = [(f"case{i}", t, data["context"]) for i, t in enumerate(data["templates"])]
+    results = run_tool(tools_dir, [(t, c) for _, t, c in labelled], tmp_path)
+    matched, total, bad = compare(env, labelled, results)
+    errors = sum(1 for r in results if not r["ok"])
+    print(f"\nexpression corpus vs jinja2: {matched}/{total} identical ({errors} errors on both sides)")
+    assert not bad, "\n".join(bad[:20])

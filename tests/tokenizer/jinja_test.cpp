@@ -233,6 +233,9 @@ TEST(JinjaGlobals, Builtins) {
             "[0, 1, 2] [5, 3, 1] {'a': 1} 1");
   EXPECT_TRUE(Fails("{{ raise_exception('boom') }}", "boom"));
   EXPECT_TRUE(Fails("{{ range(200000)|list }}", "MAX_RANGE"));
+  EXPECT_EQ(R("{{ range(-9223372036854775807 - 1, 9223372036854775807, 4611686018427387904)|list }}"),
+            "[-9223372036854775808, -4611686018427387904, 0, 4611686018427387904]");
+  EXPECT_TRUE(Fails("{{ range(0, 1, 0) }}", "must not be zero"));
   std::string year = R("{{ strftime_now('%Y') }}");
   EXPECT_EQ(year.size(), 4u);
 }
@@ -267,6 +270,8 @@ TEST(JinjaLimits, OutputSize) {
   lim.max_output_bytes = 100;
   EXPECT_TRUE(Fails("{% for i in range(50) %}xxxx{% endfor %}", "output exceeds", json::object(), lim));
   EXPECT_TRUE(Fails("{{ 'x' * 1000000000 }}", "larger than the output limit", json::object(), lim));
+  EXPECT_TRUE(Fails("{{ 'xx' * 9223372036854775807 }}", "limit", json::object(), lim));
+  EXPECT_TRUE(Fails("{{ [1, 2] * 9223372036854775807 }}", "step limit", json::object(), lim));
   EXPECT_TRUE(Fails("{% set s = 'xxxxxxxxxx' %}{% set s = s ~ s ~ s ~ s ~ s ~ s ~ s ~ s ~ s ~ s ~ s %}", "output limit",
                     json::object(), lim));
 }

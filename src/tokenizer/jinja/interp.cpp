@@ -81,16 +81,18 @@ void Interp::install_globals(Frame& root) {
       if (a.pos.size() == 3) step = a.pos[2].as_int();
     }
     if (step == 0) return make_error("range() arg 3 must not be zero");
-    // Count without overflow: work in long double for the bound check.
-    long double span = step > 0 ? (long double)stop - start : (long double)start - stop;
-    long double n = span <= 0 ? 0 : (span + (long double)(std::abs(step) - 1)) / std::abs((long double)step);
-    if (n > kMaxRange)
+    // Count in 128-bit arithmetic: no overflow whatever the bounds.
+    __int128 span = step > 0 ? (__int128)stop - start : (__int128)start - stop;
+    __int128 astep = step > 0 ? (__int128)step : -(__int128)step;
+    __int128 n = span <= 0 ? 0 : (span + astep - 1) / astep;
+    if (n > static_cast<__int128>(kMaxRange))
       return make_error("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
     auto cnt = static_cast<uint64_t>(n);
     VELO_TRY(charge(cnt));
     List out;
     out.reserve(cnt);
-    for (uint64_t k = 0; k < cnt; ++k) out.push_back(Value::integer(start + static_cast<int64_t>(k) * step));
+    for (uint64_t k = 0; k < cnt; ++k)
+      out.push_back(Value::integer(static_cast<int64_t>((__int128)start + (__int128)k * step)));
     return Value::make_list(std::move(out));
   });
   root.vars["dict"] = Value::callable("dict", [](CallArgs& a) -> Result<Value> {

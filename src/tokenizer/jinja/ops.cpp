@@ -35,14 +35,17 @@ double py_fmod(double a, double b) {
 Result<Value> repeat(Interp& in, const Value& seq, int64_t n) {
   if (n < 0) n = 0;
   if (seq.is_string()) {
-    if (n > 0 && seq.s.size() > 0) VELO_TRY(in.check_string(seq.s.size() * static_cast<uint64_t>(std::min<int64_t>(n, 1ll << 40))));
+    uint64_t bytes;  // saturating: an overflowing product is over any limit
+    if (__builtin_mul_overflow(static_cast<uint64_t>(n), seq.s.size(), &bytes)) bytes = UINT64_MAX;
+    VELO_TRY(in.check_string(bytes));
     VELO_TRY(in.charge(1 + seq.s.size() * static_cast<uint64_t>(n) / 64));
     std::string r;
     r.reserve(seq.s.size() * n);
     for (int64_t k = 0; k < n; ++k) r += seq.s;
     return Value::string(std::move(r));
   }
-  uint64_t total = seq.list->size() * static_cast<uint64_t>(std::min<int64_t>(n, 1ll << 40));
+  VELO_TRY(in.charge(static_cast<uint64_t>(n)));  // bounds n before the product below
+  uint64_t total = seq.list->size() * static_cast<uint64_t>(n);
   VELO_TRY(in.charge(total + 1));
   List r;
   r.reserve(total);
