@@ -6,6 +6,8 @@
 // stdin as a pipe: no prompt is printed then, one reply per input line.
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -19,6 +21,10 @@ namespace {
 
 using namespace velo;
 using json = nlohmann::json;
+
+// Ctrl-C during a reply stops the reply; at the prompt it quits (getline fails).
+std::atomic<bool> g_interrupted{false};
+void on_sigint(int) { g_interrupted.store(true); }
 
 struct ChatOptions {
   cli::GenerationFlags gen;
@@ -49,8 +55,12 @@ int chat(const ChatOptions& o) {
   if (auto st = params->validate((*runner)->n_vocab()); !st.ok()) return cli::fail(st.message());
   Generator gen(**runner);
   const bool interactive = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
-  if (interactive)
-    std::fprintf(stderr, "velollm chat: /reset clears the conversation, /exit (or Ctrl-D) quits\n");
+  if (interactive) {
+    std::fprintf(stderr, "velollm chat: /reset clears the conversation, /exit (or Ctrl-D) quits, Ctrl-C stops a reply\n");
+    struct sigaction sa {};
+    sa.sa_handler = on_sigint;  // no SA_RESTART: a Ctrl-C at the prompt ends getline
+    sigaction(SIGINT, &sa, nullptr);
+  }
 
   json messages = fresh_history(o.system);
   const size_t first_turn = messages.size();
@@ -88,9 +98,10 @@ int chat(const ChatOptions& o) {
       continue;
     }
     GenerateOptions go;
+    g_interrupted.store(false);
     go.on_text = [](std::string_view s) {
       cli::write_out(s);
-      return true;
+      return !g_interrupted.load();
     };
     auto res = gen.generate(std::span<const int32_t>(*tokens), *params, go);
     if (!res.ok()) {
