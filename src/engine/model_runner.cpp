@@ -74,6 +74,7 @@ class CpuModelRunner final : public ModelRunner {
   int32_t max_batch_tokens() const override { return tf_->limits().max_batch_tokens; }
 
   Result<std::span<const float>> execute(const StepPlan& plan) override { return tf_->forward(plan); }
+  Result<std::span<const float>> execute_all(const StepPlan& plan) override { return tf_->forward_all(plan); }
 
   void copy_block(int32_t src, int32_t dst) override {
     const int32_t n = tf_->limits().num_kv_blocks;

@@ -43,6 +43,12 @@ class ModelRunner {
   // Runs one forward step over all scheduled tokens. Returns n_vocab logits per
   // sequence with need_logits, in plan order; valid until the next execute().
   virtual Result<std::span<const float>> execute(const StepPlan& plan) = 0;
+  // Same step, but n_vocab logits for every scheduled token ([plan.num_tokens(), n_vocab],
+  // plan order), e.g. to verify speculative tokens. Runners without it return an error.
+  virtual Result<std::span<const float>> execute_all(const StepPlan& plan) {
+    (void)plan;
+    return make_error("this runner cannot return logits for every token");
+  }
   // Copies the K/V contents of one block into another (copy-on-write of a shared partial block).
   virtual void copy_block(int32_t src, int32_t dst) = 0;
 };

@@ -89,6 +89,25 @@ TEST(ModelRunner, FlatBatchEqualsSeparateRuns) {
   }
 }
 
+TEST(ModelRunner, ExecuteAllGivesEveryTokensLogits) {
+  RunnerOptions o;
+  o.max_seqs = 2;
+  auto r = load(o);
+  ASSERT_TRUE(r);
+  const auto a = r->tokenizer().encode("x = [1, 2, 3]", true);
+  const auto b = r->tokenizer().encode("y = 4", true);
+  StepPlan p;
+  p.seqs = {seq(1, a, 0, {0}), seq(2, b, 0, {1})};
+  auto all = r->execute_all(p);
+  ASSERT_TRUE(all.ok()) << all.message();
+  ASSERT_EQ(all->size(), (a.size() + b.size()) * 32000);
+  const std::vector<float> every(all->begin(), all->end());
+  auto last = r->execute(p);  // recomputes the same step: the last rows must agree
+  ASSERT_TRUE(last.ok());
+  EXPECT_TRUE(std::equal(last->begin(), last->begin() + 32000, every.begin() + (a.size() - 1) * 32000));
+  EXPECT_TRUE(std::equal(last->begin() + 32000, last->end(), every.end() - 32000));
+}
+
 TEST(ModelRunner, CopyBlockSharesAPrefix) {
   RunnerOptions o;
   o.max_seqs = 2;

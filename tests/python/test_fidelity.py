@@ -182,7 +182,8 @@ def test_random_model_exact_types(tools, tmp_path, arch, wtype):
 @pytest.mark.parametrize("wtype", ["F16", "Q8_0"])
 def test_random_gemma3_sliding_window(tools, tmp_path, wtype):
     # window 8 and 6 layers (5 local, 1 global): prompts far longer than the window.
-    path = make_random(tools, tmp_path, "gemma3", wtype, "--swa", "8", "--layers", "6")
+    # global layers use rope base 1e6, local ones the 1e4 default (as Gemma 3 does).
+    path = make_random(tools, tmp_path, "gemma3", wtype, "--swa", "8", "--layers", "6", "--rope-base", "1000000")
     check_model(tools, path, RANDOM_PROMPTS, tmp_path, TOL_EXACT, f"random gemma3 swa {wtype}")
 
 
