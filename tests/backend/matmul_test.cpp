@@ -225,6 +225,32 @@ TEST(Matmul, FloatTypesOddColumnCounts) {
     }
 }
 
+// matmul_many gives exactly what separate matmul calls give, across activation formats.
+TEST(Matmul, ManyMatchesSeparateCalls) {
+  const int64_t cols = 512;
+  const GgmlType types[] = {GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::F16, GgmlType::Q4_1, GgmlType::F32};
+  std::vector<Weights> ws;
+  for (int j = 0; j < 5; ++j) ws.push_back(make_weights(types[j], 20 + 13 * j, cols, 40 + j));
+  ws.push_back(make_weights(GgmlType::Q8_0, 0, cols, 50));  // an empty matrix
+  ThreadPool pool(2);
+  for (int64_t m : {1, 3, 70}) {
+    const auto x = make_x(m, cols, 41);
+    std::vector<std::vector<float>> ys(ws.size());
+    std::vector<MatmulJob> jobs;
+    for (size_t j = 0; j < ws.size(); ++j) {
+      ys[j].assign(m * ws[j].rows + 1, -3.0f);
+      jobs.push_back({ws[j].view(), ys[j].data(), ws[j].rows});
+    }
+    matmul_many(jobs.data(), static_cast<int>(jobs.size()), x.data(), m, pool);
+    for (size_t j = 0; j < ws.size(); ++j) {
+      const auto want = run(ws[j], x, m, 1);
+      ASSERT_EQ(0, std::memcmp(want.data(), ys[j].data(), want.size() * sizeof(float)))
+          << type_name(ws[j].type) << " m=" << m;
+      EXPECT_EQ(ys[j].back(), -3.0f);  // nothing written past the output
+    }
+  }
+}
+
 TEST(Matmul, UnsupportedTypes) {
   EXPECT_FALSE(matmul_supported(GgmlType::Q8_K));
   EXPECT_FALSE(matmul_supported(GgmlType::IQ2_XXS));

@@ -28,4 +28,11 @@ void matmul(const WeightMatrix& w, const float* x, int64_t m, float* y, ThreadPo
 void matmul_strided(const WeightMatrix& w, const float* x, int64_t m, float* y, int64_t y_stride,
                     ThreadPool& pool);
 
+// Several matrices with the same cols applied to the same x (Q/K/V, gate/up): the
+// activations are converted once per format and all tiles go out in one dispatch.
+// jobs[j].y[i * y_stride + r] = dot(W_j row r, x row i). At most kMaxMatmulJobs jobs.
+struct MatmulJob { WeightMatrix w; float* y; int64_t y_stride; };
+constexpr int kMaxMatmulJobs = 8;
+void matmul_many(const MatmulJob* jobs, int n_jobs, const float* x, int64_t m, ThreadPool& pool);
+
 }  // namespace velo::cpu
