@@ -173,6 +173,49 @@ def test_eog_set_matches_llama_cpp(setup):
     assert got == want
 
 
+PRE_VARIANTS = ["default", "gpt-2", "llama-bpe", "qwen2", "stablelm2", "starcoder"]
+
+
+@pytest.fixture(scope="module")
+def pre_variant_files(tmp_path_factory):
+    """SmolLM2's vocabulary (metadata only) re-labelled with other tokenizer.ggml.pre values,
+    to check every pre-tokenizer (and its clean_spaces / ignore_merges flags) against llama.cpp."""
+    from gguf import GGUFReader, GGUFValueType, GGUFWriter
+
+    r = GGUFReader(str(model_path(MODELS["smollm2"])))
+    out = {}
+    for pre in PRE_VARIANTS:
+        dst = tmp_path_factory.mktemp("pre") / f"smollm2-{pre}.gguf"
+        w = GGUFWriter(str(dst), arch=r.fields["general.architecture"].contents())
+        for name, f in r.fields.items():
+            if name.startswith("GGUF.") or name == "general.architecture":
+                continue
+            t = f.types[0]
+            w.add_key_value(name, pre if name == "tokenizer.ggml.pre" else f.contents(), t,
+                            sub_type=f.types[1] if t == GGUFValueType.ARRAY and len(f.types) > 1 else None)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        out[pre] = dst
+    return out
+
+
+@pytest.mark.parametrize("pre", PRE_VARIANTS)
+def test_pre_tokenizers_match_llama_cpp(pre, pre_variant_files, tools_dir):
+    path = pre_variant_files[pre]
+    ours, ref = Batch(tools_dir, path), Llama(path)
+    items = [(t, False, i % 2 == 0) for i, (_, t) in enumerate(CORPUS)]
+    got = ours.encode(items)
+    bad = [(t[:60], g[:12], w[:12]) for (t, b, s), g in zip(items, got) if g != (w := ref.encode(t, b, s))]
+    _report(f"encode with pre={pre} vs llama.cpp", "smollm2-vocab", len(items), bad)
+    assert not bad
+    dec = ours.decode("D", got, False)
+    bad = [(ids[:10], d[:40]) for ids, d in zip(got, dec) if d != ref.detokenize(ids, False)]
+    _report(f"decode with pre={pre} vs llama_detokenize", "smollm2-vocab", len(got), bad)
+    assert not bad
+
+
 def _hf_smollm(path):
     """SmolLM2's HF tokenizer rebuilt from the GGUF: BPE(vocab, merges), digits isolated, byte-level."""
     import gguf
