@@ -21,6 +21,7 @@ struct RunOptions {
   std::string prompt;
   bool have_prompt = false;
   bool no_bos = false;
+  bool truncate = false;
 };
 
 int run(const RunOptions& o) {
@@ -36,6 +37,7 @@ int run(const RunOptions& o) {
 
   GenerateOptions go;
   go.add_bos = !o.no_bos;
+  go.truncate = o.truncate;
   go.on_text = [](std::string_view s) {
     cli::write_out(s);
     return true;
@@ -54,6 +56,8 @@ const bool registered = cli::register_command(
        cli::add_generation_flags(sub, o->gen, 256);
        sub.add_option("-p,--prompt", o->prompt, "Prompt text (default: read stdin)");
        sub.add_flag("--no-bos", o->no_bos, "Do not add the BOS token before the prompt");
+       sub.add_flag("--truncate", o->truncate,
+                    "Drop the oldest prompt tokens when the prompt does not fit the context");
        return [o, &sub] {
          o->have_prompt = sub.count("--prompt") > 0;
          return run(*o);

@@ -88,6 +88,7 @@ Result<GenerationResult> Generator::generate(std::span<const int32_t> prompt_in,
 
   // Fit the prompt into the context, or say how to.
   const int32_t limit = max_context();
+  if (limit < 1) return make_error("the model runner has no room for any token (context " + std::to_string(limit) + ")");
   std::vector<int32_t> truncated;
   std::span<const int32_t> prompt = prompt_in;
   if (static_cast<int64_t>(prompt.size()) > limit) {
@@ -97,8 +98,8 @@ Result<GenerationResult> Generator::generate(std::span<const int32_t> prompt_in,
     // Leave room for the output: max_tokens, at most half the context.
     int32_t reserve = params.max_tokens > 0 ? params.max_tokens : limit / 4;
     reserve = std::clamp(reserve, 1, std::max(1, limit / 2));
-    const size_t keep = static_cast<size_t>(limit - reserve);
-    const bool keep_bos = runner_.tokenizer().bos() >= 0 && prompt[0] == runner_.tokenizer().bos();
+    const size_t keep = static_cast<size_t>(std::max(1, limit - reserve));
+    const bool keep_bos = keep > 1 && runner_.tokenizer().bos() >= 0 && prompt[0] == runner_.tokenizer().bos();
     if (keep_bos) truncated.push_back(prompt[0]);
     const size_t tail = keep - truncated.size();
     truncated.insert(truncated.end(), prompt.end() - tail, prompt.end());

@@ -166,6 +166,11 @@ def test_prompt_too_long(velollm_bin):
     line = one_line_error(velollm(velollm_bin, "run", "-m", str(code), "-c", "32", "-p", "def f(x): return x\n" * 20),
                           "context is 32", "--ctx-size")
     assert line.startswith("velollm: error: prompt is ")
+    # --truncate keeps the newest tokens instead, leaving room for the output.
+    r = velollm(velollm_bin, "run", "-m", str(code), "-c", "32", "-n", "8", "--temperature", "0", "--truncate",
+                "--verbose", "-p", "def f(x): return x\n" * 20)
+    assert r.returncode == 0, r.stderr
+    assert "prompt 24 tokens" in r.stderr
 
 
 def test_bench_json(velollm_bin):
