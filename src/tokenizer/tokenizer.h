@@ -45,10 +45,11 @@ class Tokenizer {
   virtual Token eos() const = 0;
   virtual bool adds_bos() const = 0;
   virtual bool is_eog(Token t) const = 0;  // any end-of-generation token (eos, eot, eom, ...)
-  virtual Token eot() const = 0;  // end of turn (-1 when none)
-  virtual Token unk() const = 0;
-  virtual Token pad() const = 0;
-  virtual bool adds_eos() const = 0;
+  // Added later: defaults keep other implementations (test fakes) compiling.
+  virtual Token eot() const { return -1; }  // end of turn (-1 when none)
+  virtual Token unk() const { return -1; }
+  virtual Token pad() const { return -1; }
+  virtual bool adds_eos() const { return false; }
 };
 
 // Streams text token by token: emits only complete UTF-8 sequences and holds back the rest
