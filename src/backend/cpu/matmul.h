@@ -18,9 +18,11 @@ bool matmul_supported(GgmlType t);
 
 // y[i * w.rows + r] = dot(W row r, x[i * w.cols ...]) for i in [0, m): y = x · Wᵀ for m tokens.
 // Parallel over `pool`. No heap allocation in steady state (per-thread scratch
-// grows once and is reused). Preconditions (asserted): matmul_supported(w.type),
-// w.cols a whole number of blocks, x and y not overlapping. Results do not
-// depend on the number of threads.
+// grows once and is reused). Preconditions, checked on every call (a violation is
+// a programming error: it prints one line and aborts; validate file shapes when
+// loading): matmul_supported(w.type), w.cols a whole number of blocks. x and y
+// must not overlap. Results do not depend on the number of threads, nor on m
+// (token i of a batch gets exactly what it would get alone).
 void matmul(const WeightMatrix& w, const float* x, int64_t m, float* y, ThreadPool& pool);
 
 // Same, with y rows `y_stride` floats apart (y[i * y_stride + r]), y_stride >= w.rows;
