@@ -3,8 +3,9 @@
 // before it is used to allocate, index or advance. Errors are one line.
 //
 // Memory bound: every parsed Value consumes at least one byte of the file and
-// the total is further capped (kValueBudget*), so metadata costs at most a small
-// multiple of the file size; tensor infos consume >= 24 bytes each.
+// their number is capped at file_size / 4 + kValueBudgetFixed, so metadata
+// costs at most ~16x the file size + 64 MiB; each tensor info consumes >= 32
+// bytes of the file. Arrays nest at most kMaxArrayDepth levels (no deep recursion).
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -14,7 +15,6 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
-#include <unordered_set>
 
 #include "core/checked.h"
 #include "gguf/gguf.h"
