@@ -121,10 +121,10 @@ void attend_one(const AttnParams& p, const KvLayerView& kv, const AttnSeq& s, in
 
   // scores[j] = q . k over the visible keys, walking the block table.
   for (int32_t j = 0; j < off; ++j) scores[j] = -INFINITY;
-  for (int32_t j = off; j < n_kv; ++j) {
-    const int32_t kp = first + j;
-    const uint16_t* k = kv.k_at(s.blocks[kp / kv.block_size], kp % kv.block_size) + head_off;
-    scores[j] = dot_f16(q, k, d, gemm);
+  const int64_t row = kv.row_elems();
+  for (int32_t kp = lo, bi = lo / kv.block_size, slot = lo % kv.block_size; kp <= pos; ++bi, slot = 0) {
+    const uint16_t* k = kv.k_at(s.blocks[bi], slot) + head_off;  // walk one block at a time
+    for (; slot < kv.block_size && kp <= pos; ++slot, ++kp, k += row) scores[kp - first] = dot_f16(q, k, d, gemm);
   }
   if (p.softcap > 0) softcap(scores + off, p.softcap, n_kv - off);
   scale(scores + off, p.scale, n_kv - off);
@@ -132,12 +132,12 @@ void attend_one(const AttnParams& p, const KvLayerView& kv, const AttnSeq& s, in
 
   // out = sum_j f16(p_j) v_j, key position kp accumulating in lane kp % lanes.
   std::fill_n(acc, static_cast<int64_t>(lanes) * d, 0.0f);
-  for (int32_t j = off; j < n_kv; ++j) {
-    const float w = fp16_round(scores[j]);
-    if (w == 0.0f) continue;
-    const int32_t kp = first + j;
-    const uint16_t* v = kv.v_at(s.blocks[kp / kv.block_size], kp % kv.block_size) + head_off;
-    axpy_f16(w, v, acc + static_cast<int64_t>(kp % lanes) * d, d);
+  for (int32_t kp = lo, bi = lo / kv.block_size, slot = lo % kv.block_size; kp <= pos; ++bi, slot = 0) {
+    const uint16_t* v = kv.v_at(s.blocks[bi], slot) + head_off;
+    for (; slot < kv.block_size && kp <= pos; ++slot, ++kp, v += row) {
+      const float w = fp16_round(scores[kp - first]);
+      if (w != 0.0f) axpy_f16(w, v, acc + static_cast<int64_t>(kp & (lanes - 1)) * d, d);
+    }
   }
   float* out = s.out + t * out_stride + static_cast<int64_t>(h) * d;
   float lane[16];
