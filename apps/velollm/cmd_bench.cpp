@@ -231,8 +231,22 @@ std::string fmt_stats(const Stats& s) {
   return b;
 }
 
-void print_table(const std::vector<ModelFigures>& all, const BenchOptions& o, int threads, double bw) {
+// 1-minute load average (0 when unknown): figures from a busy machine are noisy,
+// and llama.cpp's spinning worker threads lose the most when they share cores.
+double load_average() {
+  double l = 0;
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &l) != 1) l = 0;
+    std::fclose(f);
+  }
+  return l;
+}
+
+void print_table(const std::vector<ModelFigures>& all, const BenchOptions& o, int threads, double bw, double load) {
   std::printf("velollm bench: %d threads, %d repetitions, median tokens/s (min-max)\n", threads, o.reps);
+  if (load > logical_cpus())
+    std::printf("note: load average %.1f on %d CPUs: other processes compete for the cores, figures are noisy\n",
+                load, logical_cpus());
   if (bw > 0) std::printf("measured memory read bandwidth: %.1f GB/s\n", bw);
   std::printf("\n%-34s %-6s %-26s %-26s %7s %9s %7s\n", "model", "test", "velollm t/s", "llama.cpp t/s", "ratio",
               "GB/s", "% bw");
@@ -310,11 +324,13 @@ int bench(const BenchOptions& o) {
     all.push_back(std::move(*f));
   }
 
+  const double load = load_average();
   if (!o.json_out) {
-    print_table(all, o, threads, bw);
+    print_table(all, o, threads, bw, load);
     return 0;
   }
-  json j = {{"threads", threads}, {"reps", o.reps}, {"pp", o.pp}, {"tg", o.tg}, {"bandwidth_gbs", bw}};
+  json j = {{"threads", threads}, {"reps", o.reps}, {"pp", o.pp}, {"tg", o.tg}, {"bandwidth_gbs", bw},
+            {"load_average", load}, {"logical_cpus", logical_cpus()}};
   j["models"] = json::array();
   for (const auto& m : all) {
     json e = {{"path", m.path}, {"weight_bytes_per_token", m.weight_bytes}};
