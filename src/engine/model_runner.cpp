@@ -3,7 +3,6 @@
 #include "engine/model_runner.h"
 
 #include <algorithm>
-#include <climits>
 
 #include "core/cpu_info.h"
 #include "core/thread_pool.h"
@@ -54,11 +53,6 @@ class CpuModelRunner final : public ModelRunner {
     const int64_t blocks = o.num_kv_blocks > 0 ? o.num_kv_blocks : per_seq * lim.max_seqs;
     VELO_TRY(check_range("num_kv_blocks", blocks, 1, 1 << 24));
     lim.num_kv_blocks = static_cast<int32_t>(blocks);
-    // Row offsets inside activation buffers are computed in 32-bit ints.
-    const int64_t widest = std::max({c.n_embd, c.n_ff, c.q_dim()});
-    if (widest * lim.max_batch_tokens > INT32_MAX || static_cast<int64_t>(c.n_vocab) * lim.max_seqs > INT32_MAX)
-      return make_error("max_batch_tokens or max_seqs too large for this model");
-
     r->pool_ = std::make_unique<ThreadPool>(o.threads > 0 ? o.threads : physical_cores());
     VELO_ASSIGN_OR_RETURN(r->tf_, Transformer::create(r->cfg_, r->weights_, lim, *r->pool_));
     return std::unique_ptr<ModelRunner>(std::move(r));

@@ -1,6 +1,7 @@
 #include "model/transformer.h"
 
 #include <algorithm>
+#include <climits>
 #include <new>
 #include <string>
 
@@ -14,6 +15,12 @@ using cpu::matmul;
 
 Result<std::unique_ptr<Transformer>> Transformer::create(const ModelConfig& cfg, const ModelWeights& w,
                                                          const TransformerLimits& lim, ThreadPool& pool) {
+  if (lim.max_batch_tokens < 1 || lim.max_seqs < 1 || lim.ctx_size < 1 || lim.block_size < 1 || lim.num_kv_blocks < 1)
+    return make_error("transformer limits must be positive");
+  // Row offsets inside activation buffers are computed in 32-bit ints.
+  const int64_t widest = std::max({cfg.n_embd, cfg.n_ff, cfg.q_dim()});
+  if (widest * lim.max_batch_tokens > INT32_MAX || static_cast<int64_t>(cfg.n_vocab) * lim.max_seqs > INT32_MAX)
+    return make_error("max_batch_tokens or max_seqs too large for this model");
   std::unique_ptr<Transformer> t(new Transformer(cfg, w, lim, pool));
   VELO_ASSIGN_OR_RETURN(t->kv_, cpu::KvCache::create(cfg.n_layer, lim.num_kv_blocks, lim.block_size,
                                                      cfg.n_head_kv, cfg.head_dim));
@@ -182,6 +189,7 @@ Result<std::span<const float>> Transformer::run(const StepPlan& plan, bool all_l
   const auto* emb = static_cast<const uint8_t*>(w_.tok_embd.data);
   // RoPE cos/sin per token position for the global (and sliding-window) base.  [T, n_rot]
   for_rows(T, [&](int32_t t) {
+    // Cannot fail: the type was checked at load and E is a whole number of blocks.
     (void)quant::dequantize_row(w_.tok_embd.type, emb + tok_[t] * row, &x_[t * E], E);
     if (c.embd_scale != 1.0f) cpu::scale(&x_[t * E], c.embd_scale, E);
     cpu::rope_cos_sin(rope_global_, pos_[t], &cs_global_[static_cast<int64_t>(t) * c.n_rot]);
