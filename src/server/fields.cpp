@@ -4,7 +4,7 @@
 
 namespace velo::server {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 static bool absent(const json& body, const char* key) { return !body.contains(key) || body[key].is_null(); }
 

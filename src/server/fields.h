@@ -13,12 +13,12 @@ namespace velo::server {
 
 using MaybeError = std::optional<ApiError>;
 
-MaybeError read_number(const nlohmann::json& body, const char* key, double lo, double hi, float& out);
-MaybeError read_int(const nlohmann::json& body, const char* key, int64_t lo, int64_t hi, int32_t& out);
-MaybeError read_seed(const nlohmann::json& body, const char* key, uint64_t& out);
-MaybeError read_bool(const nlohmann::json& body, const char* key, bool& out);
-MaybeError read_string(const nlohmann::json& body, const char* key, std::string& out);
+MaybeError read_number(const nlohmann::ordered_json& body, const char* key, double lo, double hi, float& out);
+MaybeError read_int(const nlohmann::ordered_json& body, const char* key, int64_t lo, int64_t hi, int32_t& out);
+MaybeError read_seed(const nlohmann::ordered_json& body, const char* key, uint64_t& out);
+MaybeError read_bool(const nlohmann::ordered_json& body, const char* key, bool& out);
+MaybeError read_string(const nlohmann::ordered_json& body, const char* key, std::string& out);
 // A string or an array of strings (at most `max_count`, each non-empty).
-MaybeError read_stop(const nlohmann::json& body, const char* key, size_t max_count, std::vector<std::string>& out);
+MaybeError read_stop(const nlohmann::ordered_json& body, const char* key, size_t max_count, std::vector<std::string>& out);
 
 }  // namespace velo::server

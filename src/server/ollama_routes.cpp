@@ -17,7 +17,7 @@ constexpr auto kPoll = std::chrono::milliseconds(100);
 constexpr const char* kOllamaVersion = "0.6.3";  // the API level we follow
 
 // Ollama's `options` (unknown ones are ignored, as Ollama does for most).
-MaybeError read_options(const json& body, SamplingParams& sp, int32_t& num_ctx) {
+MaybeError read_options(const nlohmann::ordered_json& body, SamplingParams& sp, int32_t& num_ctx) {
   sp.temperature = 0.8f;  // Ollama defaults
   sp.top_k = 40;
   sp.top_p = 0.9f;
@@ -25,7 +25,7 @@ MaybeError read_options(const json& body, SamplingParams& sp, int32_t& num_ctx) 
   sp.repeat_penalty = 1.1f;
   sp.repeat_last_n = 64;
   if (!body.contains("options") || body["options"].is_null()) return std::nullopt;
-  const json& o = body["options"];
+  const auto& o = body["options"];
   if (!o.is_object()) return bad_request("'options' must be an object", "options");
   if (auto e = read_int(o, "num_ctx", 1, 1 << 24, num_ctx)) return e;
   int32_t num_predict = -1;
@@ -107,7 +107,7 @@ void handle(ServerState& st, const httplib::Request& hreq, httplib::Response& re
   std::vector<int32_t> prompt;
   if (chat) {
     if (!body->contains("messages")) return send_ollama_error(res, bad_request("'messages' is required", "messages"));
-    json tools = body->value("tools", json(nullptr));
+    auto tools = body->value("tools", nlohmann::ordered_json(nullptr));
     if (auto e = chat_prompt_tokens(runner, (*body)["messages"], tools, prompt)) return send_ollama_error(res, *e);
   } else {
     std::string text, system;
@@ -125,7 +125,7 @@ void handle(ServerState& st, const httplib::Request& hreq, httplib::Response& re
     if (raw) {
       prompt = text_prompt_tokens(runner, text);
     } else {
-      json msgs = json::array();
+      auto msgs = nlohmann::ordered_json::array();
       if (!system.empty()) msgs.push_back({{"role", "system"}, {"content", system}});
       msgs.push_back({{"role", "user"}, {"content", text}});
       if (auto e = chat_prompt_tokens(runner, msgs, nullptr, prompt)) return send_ollama_error(res, *e);

@@ -2,7 +2,7 @@
 
 namespace velo::server {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 static MaybeError read_prompt(const json& body, int32_t n_vocab, OpenAIRequest& out) {
   if (!body.contains("prompt")) return bad_request("'prompt' is required", "prompt");

@@ -12,8 +12,8 @@ namespace velo::server {
 struct OpenAIRequest {
   bool chat = true;
   std::string model;
-  nlohmann::json messages;           // chat
-  nlohmann::json tools;              // chat, optional
+  nlohmann::ordered_json messages;   // chat (client key order kept for templates)
+  nlohmann::ordered_json tools;      // chat, optional
   std::string prompt_text;           // completions: a string prompt
   std::vector<int32_t> prompt_ids;   // completions: a prompt given as token ids
   bool prompt_is_ids = false;
@@ -25,7 +25,7 @@ struct OpenAIRequest {
 };
 
 // Parses and validates a body; unknown fields are ignored. `n_vocab` bounds logit_bias keys and token prompts.
-MaybeError parse_openai_request(const nlohmann::json& body, bool chat, int max_n, int32_t n_vocab,
+MaybeError parse_openai_request(const nlohmann::ordered_json& body, bool chat, int max_n, int32_t n_vocab,
                                 OpenAIRequest& out);
 
 }  // namespace velo::server

@@ -2,7 +2,7 @@
 
 namespace velo::server {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 std::optional<ApiError> normalize_messages(const json& in, json& out) {
   if (!in.is_array() || in.empty()) return bad_request("'messages' must be a non-empty array", "messages");

@@ -12,12 +12,14 @@
 namespace velo::server {
 
 // Messages as chat templates expect them: string content (text parts joined),
-// tool_call arguments as objects. Errors name the offending message.
-std::optional<ApiError> normalize_messages(const nlohmann::json& in, nlohmann::json& out);
+// tool_call arguments as objects. Errors name the offending message. Ordered
+// JSON keeps the client's key order, so `tojson` in templates renders tools
+// and arguments byte for byte as HF transformers does.
+std::optional<ApiError> normalize_messages(const nlohmann::ordered_json& in, nlohmann::ordered_json& out);
 
 // Render with the model's template (generation prompt added) and tokenize.
-std::optional<ApiError> chat_prompt_tokens(const ModelRunner& runner, const nlohmann::json& messages,
-                                           const nlohmann::json& tools, std::vector<int32_t>& tokens);
+std::optional<ApiError> chat_prompt_tokens(const ModelRunner& runner, const nlohmann::ordered_json& messages,
+                                           const nlohmann::ordered_json& tools, std::vector<int32_t>& tokens);
 
 // Tokenize raw text with the model's BOS rule (special-token strings are parsed).
 std::vector<int32_t> text_prompt_tokens(const ModelRunner& runner, const std::string& text);

@@ -15,6 +15,6 @@ void send_openai_error(httplib::Response& res, const ApiError& e);
 void send_ollama_error(httplib::Response& res, const ApiError& e);
 void send_json(httplib::Response& res, const nlohmann::json& j, int status = 200);
 // Parse a request body; nullopt (with `err` set) when it is not valid JSON.
-std::optional<nlohmann::json> parse_body(const httplib::Request& req, ApiError& err);
+std::optional<nlohmann::ordered_json> parse_body(const httplib::Request& req, ApiError& err);
 
 }  // namespace velo::server

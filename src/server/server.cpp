@@ -24,8 +24,8 @@ void send_ollama_error(httplib::Response& res, const ApiError& e) {
   send_json(res, e.ollama_json(), e.status);
 }
 
-std::optional<json> parse_body(const httplib::Request& req, ApiError& err) {
-  json j = json::parse(req.body, nullptr, false);
+std::optional<nlohmann::ordered_json> parse_body(const httplib::Request& req, ApiError& err) {
+  auto j = nlohmann::ordered_json::parse(req.body, nullptr, false);
   if (j.is_discarded()) {
     err = bad_request("the request body is not valid JSON");
     return std::nullopt;

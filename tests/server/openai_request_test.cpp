@@ -10,7 +10,7 @@ namespace {
 
 using nlohmann::json;
 
-std::optional<ApiError> parse(const json& body, bool chat, OpenAIRequest& out) {
+std::optional<ApiError> parse(const nlohmann::ordered_json& body, bool chat, OpenAIRequest& out) {
   return parse_openai_request(body, chat, 16, 1000, out);
 }
 
@@ -88,6 +88,7 @@ TEST(OpenAIRequest, RejectsBadValuesNamingTheField) {
 }
 
 TEST(Messages, NormalisesContentPartsAndToolArguments) {
+  using json = nlohmann::ordered_json;
   json in = json::array(
       {{{"role", "user"}, {"content", json::array({{{"type", "text"}, {"text", "a"}}, {{"type", "text"}, {"text", "b"}}})}},
        {{"role", "assistant"}, {"content", nullptr},
@@ -139,12 +140,25 @@ namespace velo::server {
 namespace {
 
 TEST(Messages, ContentPartsOfTheWrongTypeAreRejectedNotThrown) {
-  using nlohmann::json;
+  using json = nlohmann::ordered_json;
   json out;
   json in = json::array({{{"role", "system"}, {"content", json::array({{{"type", json::object()}, {"text", ""}}})}}});
   auto err = normalize_messages(in, out);
   ASSERT_TRUE(err);
   EXPECT_EQ(err->status, 400);
+}
+
+}  // namespace
+}  // namespace velo::server
+
+namespace velo::server {
+namespace {
+
+TEST(Messages, KeepTheClientsKeyOrder) {
+  auto in = nlohmann::ordered_json::parse(R"([{"role":"user","content":"x","zeta":1,"alpha":2}])");
+  nlohmann::ordered_json out;
+  ASSERT_FALSE(normalize_messages(in, out));
+  EXPECT_EQ(out.dump(), R"([{"role":"user","content":"x","zeta":1,"alpha":2}])");
 }
 
 }  // namespace
