@@ -19,7 +19,7 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "python"))
-from conftest import MODELS, SHARED_MODELS, model_path  # noqa: E402
+from conftest import MODELS, model_path  # noqa: E402
 from tokenizer_corpus import corpus  # noqa: E402
 from test_tokenizer_oracle import _hf_smollm  # noqa: E402
 
@@ -82,7 +82,7 @@ def main() -> int:
     print(f"SmolLM2 (byte-level BPE): velollm {v['mb_per_s']:8.2f} MB/s ({v['tokens']} tokens)   "
           f"HF tokenizers {mb / t_hf:8.2f} MB/s ({n_hf} tokens)   ratio {v['mb_per_s'] / (mb / t_hf):.2f}x")
     import sentencepiece as spm
-    sp = spm.SentencePieceProcessor(model_file=str(SHARED_MODELS / "llama2-tokenizer.model"))
+    sp = spm.SentencePieceProcessor(model_file=str(model_path("llama2-tokenizer.model")))
     t_sp, n_sp = best_of(lambda: sum(len(sp.encode(d)) for d in docs))
     v = results["velo-code-40m"]
     print(f"Llama 2 (SPM):            velollm {v['mb_per_s']:8.2f} MB/s ({v['tokens']} tokens)   "

@@ -36,6 +36,40 @@ MODELS = {
 }
 
 
+# The velo-code test models ship beside the repository (../shared/models), not on PyPI.
+SHARED = {
+    "velo-code-40m.Q8_0.gguf": "f4c8418a5e59033fd2f8fd519c7bb4446f23beba648b74635bd321191bf7aabc",
+    "velo-code-draft-12m.Q8_0.gguf": "46387b49770f8741833f01b7d9d52062a1a5119b7e9f9cd83674c2551daed9a2",
+    "llama2-tokenizer.model": "9e556afd44213b6bd1be2b850ebbbd98f5481437a8021afaf58ee7fb1818d347",
+}
+
+
+def shared_dirs():
+    env = os.environ.get("VELO_SHARED_MODELS")
+    root = Path(__file__).resolve().parents[1]
+    dirs = [Path(env)] if env else []
+    return dirs + [root.parent / "shared" / "models", Path("/work/shared/models")]
+
+
+def copy_shared(name: str, digest: str, root: Path):
+    """Copy a shared model into the cache (checked), so tests find it from any checkout."""
+    target = root / name
+    if target.exists() and sha256(target) == digest:
+        return target
+    for d in shared_dirs():
+        src = d / name
+        if src.exists():
+            partial = target.with_name(target.name + ".partial")
+            shutil.copyfile(src, partial)
+            got = sha256(partial)
+            if got != digest:
+                partial.unlink()
+                sys.exit(f"fetch_models: checksum mismatch for {src}: got {got}, expected {digest}")
+            partial.replace(target)
+            return target
+    return None
+
+
 def cache_dir() -> Path:
     env = os.environ.get("VELO_MODEL_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "velollm" / "models"
@@ -98,6 +132,13 @@ def main():
     for name, spec in MODELS.items():
         path = fetch(name, spec, root)
         print(f"model ok: {path}")
+    for name, digest in SHARED.items():
+        path = copy_shared(name, digest, root)
+        if path:
+            print(f"model ok: {path}")
+        else:
+            print(f"fetch_models: warning: {name} not found in {', '.join(map(str, shared_dirs()))}; "
+                  "tests that use it will fail (set VELO_SHARED_MODELS)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -260,9 +260,7 @@ def test_hf_tokenizers_smollm2(tools_dir):
 def test_sentencepiece_llama2(tools_dir):
     import sentencepiece as spm
 
-    from conftest import SHARED_MODELS
-
-    sp = spm.SentencePieceProcessor(model_file=str(SHARED_MODELS / "llama2-tokenizer.model"))
+    sp = spm.SentencePieceProcessor(model_file=str(model_path("llama2-tokenizer.model")))
     ours = Batch(tools_dir, model_path(MODELS["velo-code-40m"]))
     texts = [t for _, t in CORPUS if _valid_utf8(t)]
     got = ours.encode([(t, True, False) for t in texts])
