@@ -5,16 +5,19 @@
 # Idempotent: does nothing when both binaries exist for this version.
 #   LLAMACPP_DIR  where to build (default: <repo>/.cache/llama.cpp)
 #   JOBS          parallel compile jobs (default: nproc)
+#   TARGETS       what to build (default: "llama-bench llama-server"; CI builds llama-bench only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 VERSION=0.3.36
 DEST=${LLAMACPP_DIR:-$ROOT/.cache/llama.cpp}
 JOBS=${JOBS:-$(nproc)}
+TARGETS=${TARGETS:-llama-bench llama-server}
 BIN=$DEST/build/bin
-STAMP=$DEST/.built-$VERSION
 
-if [ -f "$STAMP" ] && [ -x "$BIN/llama-bench" ] && [ -x "$BIN/llama-server" ]; then
+have=1
+for t in $TARGETS; do [ -x "$BIN/$t" ] || have=0; done
+if [ "$have" = 1 ] && [ -f "$DEST/.built-$VERSION" ]; then
   echo "llama.cpp tools already built: $BIN"
   exit 0
 fi
@@ -33,10 +36,11 @@ if [ ! -f "$SRC/vendor/llama.cpp/CMakeLists.txt" ]; then
   tar -xzf "$SDIST" -C "$DEST"
 fi
 
-echo "==> building llama-bench and llama-server (a few minutes)"
+echo "==> building $TARGETS (a few minutes)"
 cmake -S "$SRC/vendor/llama.cpp" -B "$DEST/build" -DCMAKE_BUILD_TYPE=Release \
   -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
   -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON -DBUILD_SHARED_LIBS=OFF >/dev/null
-cmake --build "$DEST/build" -j"$JOBS" --target llama-bench llama-server
-touch "$STAMP"
-echo "==> done: $BIN/llama-bench, $BIN/llama-server"
+# shellcheck disable=SC2086
+cmake --build "$DEST/build" -j"$JOBS" --target $TARGETS
+touch "$DEST/.built-$VERSION"
+echo "==> done: $TARGETS in $BIN"
