@@ -152,7 +152,7 @@ void matmul_many(const MatmulJob* jobs, int n_jobs, const float* x, int64_t m, T
     const int nr = static_cast<int>(std::min(s.row_block, w.rows - r0));
     const int nt = static_cast<int>(std::min(s.tok_block, m - t0));
     detail::Tile tile{static_cast<const uint8_t*>(w.data) + r0 * p.w_row, p.w_row, p.xq + t0 * p.x_row,
-                      p.x_row, jobs[j].y + t0 * jobs[j].y_stride + r0, jobs[j].y_stride, w.cols};
+                      p.x_row, jobs[j].y + t0 * jobs[j].y_stride + r0, jobs[j].y_stride, w.cols, m};
     p.kernel(tile, nr, nt);
   };
   pool.parallel_chunks(total_chunks, run_block);

@@ -53,6 +53,7 @@ struct Tile {
   float* y;          // y[t * y_stride + r]
   int64_t y_stride;
   int64_t cols;      // elements per row
+  int64_t batch = 0; // tokens in the whole matmul call: llama.cpp picks its float kernel by it
 };
 
 // Computes the nrows × ntok outputs of a tile (any sizes >= 1).

@@ -1,5 +1,5 @@
-// Activation conversion, once per matmul call: Q8 blocks (llama.cpp's
-// quantize_row_q8_0/q8_K reference rounding), or fp16/bf16 rounding for half weights.
+// Activation conversion, once per matmul call: Q8 blocks (rounded as llama.cpp's
+// x86 quantize_row_q8_0/q8_1 and quantize_row_q8_K_ref), or fp16/bf16 rounding for half weights.
 #include <cmath>
 #include <cstring>
 
@@ -32,21 +32,30 @@ size_t act_row_bytes(ActFormat f, int64_t cols) {
 
 namespace {
 
-// Q8 block of 32, as quantize_row_q8_0_ref: d = amax/127 (stored rounded to
-// fp16), q = roundf(x / d) with the unrounded d.
+// llama.cpp's nearest_int: round to nearest even through the float mantissa.
+inline int nearest_int(float v) {
+  float f = v + 12582912.f;
+  int32_t i;
+  std::memcpy(&i, &f, 4);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+// Q8 block of 32 as llama.cpp's x86 (AVX) quantize_row_q8_0/q8_1, which the oracle
+// runs: d = amax/127 stored as fp16, q = round-half-even(x · 127/amax) (not x / d,
+// and not roundf as the _ref versions), s = fp16(d · Σq) with the unrounded d.
+// s is only read for weights with a min (Q4_1, Q5_1), where it is block_q8_1.s.
 void q8_block_scalar(const float* x, ActQ8& out) {
   float amax = 0;
   for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[j]));
   const float d = amax / 127.0f;
-  const float id = d != 0 ? 1.0f / d : 0.0f;
-  const float dq = fp16_to_fp32(fp32_to_fp16(d));
+  const float id = amax != 0 ? 127.0f / amax : 0.0f;
   int sum = 0;
   for (int j = 0; j < 32; ++j) {
-    out.qs[j] = static_cast<int8_t>(std::roundf(x[j] * id));
+    out.qs[j] = static_cast<int8_t>(nearest_int(x[j] * id));
     sum += out.qs[j];
   }
-  out.d = dq;
-  out.s = dq * static_cast<float>(sum);
+  out.d = fp16_to_fp32(fp32_to_fp16(d));
+  out.s = fp16_to_fp32(fp32_to_fp16(d * static_cast<float>(sum)));
 }
 
 // The contiguous d and s arrays and the zero padding after the blocks (see act_q8_d).
@@ -59,14 +68,6 @@ void q8_scale_arrays(void* row, int64_t nb) {
     s[b] = blocks[b].s;
   }
   std::memset(s + nb, 0, 32);
-}
-
-// llama.cpp's nearest_int: round to nearest even through the float mantissa.
-inline int nearest_int(float v) {
-  float f = v + 12582912.f;
-  int32_t i;
-  std::memcpy(&i, &f, 4);
-  return (i & 0x007fffff) - 0x00400000;
 }
 
 // Q8_K block, as quantize_row_q8_K_ref: scale from the signed value of largest
@@ -95,16 +96,6 @@ void q8k_block_scalar(const float* x, block_q8_K& out) {
 }
 
 #if VELO_SIMD_AVX2
-// roundf (half away from zero) for 8 lanes, exact: trunc, then step by ±1 when |frac| >= 0.5.
-inline __m256 round_half_away(__m256 v) {
-  const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-  const __m256 sign = _mm256_and_ps(v, _mm256_set1_ps(-0.0f));
-  const __m256 frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(v, t));
-  const __m256 step = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ),
-                                    _mm256_or_ps(_mm256_set1_ps(1.0f), sign));
-  return _mm256_add_ps(t, step);
-}
-
 // Packs 4×8 int32 lanes (values in [-128, 127]) into 32 int8 in element order.
 inline __m256i pack_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
   const __m256i ab = _mm256_packs_epi32(a, b);
@@ -124,16 +115,16 @@ void q8_block_simd(const float* x, ActQ8& out) {
   }
   const float amax = hmax_ps(m);
   const float d = amax / 127.0f;
-  const float id = d != 0 ? 1.0f / d : 0.0f;
+  const float id = amax != 0 ? 127.0f / amax : 0.0f;
   const __m256 idv = _mm256_set1_ps(id);
   __m256i q[4];
-  for (int i = 0; i < 4; ++i) q[i] = _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(v[i], idv)));
+  for (int i = 0; i < 4; ++i)  // cvtps rounds to nearest even, like nearest_int
+    q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], idv));
   const __m256i packed = pack_i32_to_i8(q[0], q[1], q[2], q[3]);
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.qs), packed);
   const __m256i s32 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-  const float dq = fp16_to_fp32(fp32_to_fp16(d));
-  out.d = dq;
-  out.s = dq * static_cast<float>(hsum_epi32(s32));
+  out.d = fp16_to_fp32(fp32_to_fp16(d));
+  out.s = fp16_to_fp32(fp32_to_fp16(d * static_cast<float>(hsum_epi32(s32))));
 }
 
 void q8k_block_simd(const float* x, block_q8_K& out) {
