@@ -203,8 +203,9 @@ def test_random_llama_lowbit_types(tools, tmp_path, wtype):
 
 def test_batch_chunked_and_incremental_agree(tools, tmp_path):
     """Prompt in one batch and in chunks of 5 (other block size, one thread):
-    bit-identical logits. Token by token the attention sums run in llama.cpp's
-    single-token order, so there they agree to rounding only."""
+    bit-identical logits. Token by token the sums run in llama.cpp's single-token
+    order, so there they agree to rounding only: no further apart than llama.cpp's
+    own batch and incremental logits (KL 1.33e-5 on this prompt)."""
     path = model_path(MODELS["velo-code-40m"])
     tokens = tokenize(path, CODE_PROMPTS[2:])[0]
     full, _ = ours(tools, path, tokens, tmp_path, mode="batch")
@@ -213,4 +214,7 @@ def test_batch_chunked_and_incremental_agree(tools, tmp_path):
     assert np.array_equal(full, chunked)
     inc, _ = ours(tools, path, tokens, tmp_path, mode="incremental")
     top1, kl, _ = compare(full, inc)
-    assert top1 == 1.0 and kl < 1e-5, (top1, kl)
+    oracle = Oracle(path, n_ctx=256)
+    _, kl_ref, _ = compare(oracle.logits(tokens, "batch"), oracle.logits(tokens, "incremental"))
+    print(f"batch vs incremental KL: ours {kl:.3g}, llama.cpp {kl_ref:.3g}")
+    assert top1 == 1.0 and kl <= max(1e-5, 1.05 * kl_ref), (top1, kl, kl_ref)
