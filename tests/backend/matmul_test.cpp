@@ -269,8 +269,10 @@ TEST(Matmul, ManyMatchesSeparateCalls) {
     matmul_many(jobs.data(), static_cast<int>(jobs.size()), x.data(), m, pool);
     for (size_t j = 0; j < ws.size(); ++j) {
       const auto want = run(ws[j], x, m, 1);
-      ASSERT_EQ(0, std::memcmp(want.data(), ys[j].data(), want.size() * sizeof(float)))
-          << type_name(ws[j].type) << " m=" << m;
+      // (memcmp with an empty matrix's null data() is undefined; compare only when there is output)
+      if (!want.empty())
+        ASSERT_EQ(0, std::memcmp(want.data(), ys[j].data(), want.size() * sizeof(float)))
+            << type_name(ws[j].type) << " m=" << m;
       EXPECT_EQ(ys[j].back(), -3.0f);  // nothing written past the output
     }
   }
