@@ -278,6 +278,10 @@ void print_table(const std::vector<ModelFigures>& all, const BenchOptions& o, in
 std::vector<std::string> default_models() {
   std::vector<std::string> m;
   if (auto p = cli::default_model_path(); !p.empty()) m.push_back(p);
+  if (auto p = cli::cached_model_path("velo-code-40m.Q8_0.gguf"); !p.empty()) {
+    m.push_back(p);
+    return m;
+  }
   for (const fs::path& root : {repo_root(), fs::current_path()}) {
     fs::path p = root.parent_path() / "shared" / "models" / "velo-code-40m.Q8_0.gguf";
     std::error_code ec;

@@ -20,6 +20,10 @@ bool register_command(Command cmd);
 // Print "velollm: error: MSG" to stderr and return 1 (for `return fail(...)`).
 int fail(const std::string& msg);
 
+// A model file in the model cache ($VELO_MODEL_CACHE, $XDG_CACHE_HOME/velollm/models,
+// ~/.cache/velollm/models) where scripts/fetch_models.py puts it; "" when missing.
+std::string cached_model_path(const std::string& file_name);
+
 // The model the set-up script installs, used when -m is absent; "" when missing.
 std::string default_model_path();
 

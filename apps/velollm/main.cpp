@@ -24,19 +24,21 @@ int fail(const std::string& msg) {
   return 1;
 }
 
-std::string default_model_path() {
+std::string cached_model_path(const std::string& file_name) {
   namespace fs = std::filesystem;
   std::vector<fs::path> dirs;
   if (const char* c = std::getenv("VELO_MODEL_CACHE")) dirs.emplace_back(c);
   if (const char* x = std::getenv("XDG_CACHE_HOME")) dirs.push_back(fs::path(x) / "velollm" / "models");
   if (const char* h = std::getenv("HOME")) dirs.push_back(fs::path(h) / ".cache" / "velollm" / "models");
   for (const auto& d : dirs) {
-    auto p = d / "SmolLM2-135M-Instruct.Q4_1.gguf";
+    auto p = d / file_name;
     std::error_code ec;
     if (fs::exists(p, ec)) return p.string();
   }
   return "";
 }
+
+std::string default_model_path() { return cached_model_path("SmolLM2-135M-Instruct.Q4_1.gguf"); }
 
 }  // namespace velo::cli
 
