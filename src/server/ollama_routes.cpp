@@ -133,6 +133,16 @@ void handle(ServerState& st, const httplib::Request& hreq, httplib::Response& re
   }
   if (auto e = check_context(runner, prompt.size(), sp.max_tokens)) return send_ollama_error(res, *e);
   if (sp.max_tokens == 0) sp.max_tokens = 1;
+  // num_ctx narrows this request's window inside the server's context (it cannot widen it:
+  // the KV cache is sized by --ctx-size at start, unlike Ollama, which reloads the model).
+  if (num_ctx > 0 && num_ctx < runner.ctx_size()) {
+    if (prompt.size() >= static_cast<size_t>(num_ctx))
+      return send_ollama_error(res, bad_request("the prompt is " + std::to_string(prompt.size()) +
+                                                " tokens, more than options.num_ctx (" + std::to_string(num_ctx) + ")",
+                                                "options"));
+    const int32_t room = num_ctx - static_cast<int32_t>(prompt.size());
+    if (sp.max_tokens < 0 || sp.max_tokens > room) sp.max_tokens = room;
+  }
   auto started = Session::start(st, GenJob{prompt, sp, 1});
   if (auto* e = std::get_if<ApiError>(&started)) return send_ollama_error(res, *e);
   call->session = std::move(std::get<std::unique_ptr<Session>>(started));

@@ -45,6 +45,9 @@ def test_chat_stream_and_options(client):
     assert "".join(p.message.content for p in parts) == r.message.content
     stopped = client.chat(model=MODEL, messages=msgs, options={**OPTS, "num_predict": 2})
     assert stopped.done_reason == "length" and stopped.eval_count == 2
+    # num_ctx narrows the window: prompt + generated tokens stay within it.
+    narrow = client.chat(model=MODEL, messages=msgs, options={**OPTS, "num_predict": 100, "num_ctx": r.prompt_eval_count + 3})
+    assert narrow.done_reason == "length" and narrow.eval_count == 3
 
 
 def test_ndjson_wire_format(server):
