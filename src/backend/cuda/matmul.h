@@ -1,0 +1,72 @@
+// Weight-matrix × activations on the GPU: y = x · Wᵀ for m tokens, weights in
+// their GGUF block layout on the device (uploaded once at load).
+//
+// Two paths, picked per call by m:
+//  - m <= kMaxMatvecTokens (decode, batched decode): a matrix-vector kernel
+//    per weight type that reads every weight byte once. The 32-element quant
+//    types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) quantize the activations exactly as
+//    the CPU backend does (cpu::detail::ActQ8: d = amax/127 rounded to fp16)
+//    and take integer dot products per block, so each block's partial sum is
+//    bit-identical to the CPU's; only the float sum over blocks differs in order.
+//    F16/BF16 weights use activations rounded to fp16/bf16 (as the CPU does).
+//  - larger m (prompt processing): the weights are dequantized into an F16
+//    scratch (BF16 weights are used as they are) and cuBLAS multiplies in
+//    F16/BF16 with F32 accumulation on the tensor cores.
+//
+// Every call only enqueues work on the Matmul's stream: no allocation, no
+// synchronization, so calls may be captured into a CUDA graph.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "backend/cuda/common.h"
+#include "core/dtype.h"
+#include "core/result.h"
+
+namespace velo::cuda {
+
+// Raw GGUF blocks on the device: `rows` rows of `cols` elements, row_bytes(type, cols) apart.
+struct DevMatrix {
+  GgmlType type = GgmlType::F32;
+  const void* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
+// Above this many tokens a call uses dequantize + cuBLAS.
+constexpr int64_t kMaxMatvecTokens = 8;
+
+// F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
+bool matmul_supported(GgmlType t);
+
+struct MatmulLimits {
+  int64_t max_cols = 0;          // widest `cols` of any matrix used
+  int64_t max_tokens = 0;        // largest m
+  int64_t max_weight_elems = 0;  // largest rows*cols of a quantized matrix (dequant scratch)
+};
+
+class Matmul {
+ public:
+  // Creates the cuBLAS handle (bound to `stream`) and every scratch buffer.
+  static Result<std::unique_ptr<Matmul>> create(const MatmulLimits& lim, cudaStream_t stream);
+  // Device bytes create() will allocate for `lim` (memory planning before loading).
+  static uint64_t scratch_bytes(const MatmulLimits& lim);
+  ~Matmul();
+  Matmul(const Matmul&) = delete;
+  Matmul& operator=(const Matmul&) = delete;
+
+  // y[i * y_stride + r] = dot(W row r, x[i * w.cols ...]) for i < m, r < w.rows.
+  // x and y are device F32, must not overlap; y_stride >= w.rows. m <= max_tokens,
+  // w.cols <= max_cols; matmul_supported(w.type) (violations abort: callers check at load).
+  void run(const DevMatrix& w, const float* x, int64_t m, float* y, int64_t y_stride);
+  void run(const DevMatrix& w, const float* x, int64_t m, float* y) { run(w, x, m, y, w.rows); }
+
+ private:
+  struct Impl;
+  explicit Matmul(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace velo::cuda
