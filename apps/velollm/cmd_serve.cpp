@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "command.h"
+#include "device_flags.h"
 #include "engine/engine.h"
 #include "server/server.h"
 
@@ -22,6 +23,7 @@ struct ServeOpts {
   int step_tokens = 256;
   int drain_seconds = 30;
   double max_body_mb = 8;
+  velo::cli::DeviceFlags dev;
 };
 
 int run_serve(const ServeOpts& o) {
@@ -53,7 +55,11 @@ int run_serve(const ServeOpts& o) {
     ro.threads = o.threads;
     ro.ctx_size = o.ctx_size;
     ro.max_seqs = o.parallel;
-    auto runner = velo::ModelRunner::load(path, ro);
+    ro.max_batch_tokens = std::max(512, o.step_tokens);
+    auto runner = [&]() -> velo::Result<std::unique_ptr<velo::ModelRunner>> {
+      VELO_TRY(velo::cli::apply_device_flags(o.dev, ro));
+      return velo::ModelRunner::load(path, ro);
+    }();
     if (!runner.ok()) {
       std::fprintf(stderr, "velollm: error: %s\n", runner.message().c_str());
       server.set_load_error(runner.message());
@@ -69,9 +75,10 @@ int run_serve(const ServeOpts& o) {
       server.set_load_error(engine.message());
       return;
     }
+    const std::string where = engine.value()->runner().device();
     server.set_engine(std::move(engine).value(), *entry);
-    std::fprintf(stderr, "velollm: ready: model '%s', %d parallel sequences, context %d\n", entry->id.c_str(),
-                 o.parallel, o.ctx_size);
+    std::fprintf(stderr, "velollm: ready: model '%s' on %s, %d parallel sequences, context %d\n", entry->id.c_str(),
+                 where.c_str(), o.parallel, o.ctx_size);
   });
   std::thread signals([&] {
     int sig = 0;
@@ -106,6 +113,7 @@ const bool registered = velo::cli::register_command(
        sub.add_option("--api-key", o->server.api_key, "Require 'Authorization: Bearer KEY' (also VELO_API_KEY)");
        sub.add_option("--cors-origin", o->server.cors_origin, "Allow browser requests from this origin (off by default)");
        sub.add_option("--max-body-mb", o->max_body_mb, "Largest request body, in MiB")->capture_default_str()->check(CLI::Range(0.001, 1024.0));
+       velo::cli::add_device_flags(sub, o->dev);
        sub.add_option("--drain-seconds", o->drain_seconds, "On SIGTERM, how long running requests may finish")->capture_default_str()->check(CLI::Range(0, 3600));
        return [o] { return run_serve(*o); };
      }});

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "command.h"
+#include "device_flags.h"
 #include "core/result.h"
 #include "engine/generator.h"
 #include "engine/model_runner.h"
@@ -24,6 +25,7 @@ struct GenerationFlags {
   int64_t seed = -1;  // -1: random
   SamplingParams sp;
   bool verbose = false;
+  DeviceFlags dev;
 };
 
 inline void add_generation_flags(CLI::App& sub, GenerationFlags& f, int32_t default_n_predict) {
@@ -52,6 +54,7 @@ inline void add_generation_flags(CLI::App& sub, GenerationFlags& f, int32_t defa
       ->capture_default_str();
   sub.add_option("-b,--batch-size", f.batch, "Prompt tokens computed per step")->capture_default_str();
   sub.add_flag("-v,--verbose", f.verbose, "Print prompt size, time to first token and speed to stderr");
+  add_device_flags(sub, f.dev);
 }
 
 // Validated sampling parameters (the seed folded in), or the first error.
@@ -88,8 +91,10 @@ inline Result<std::unique_ptr<ModelRunner>> load_runner(const GenerationFlags& f
   o.ctx_size = f.ctx_size;
   o.max_seqs = 1;
   o.max_batch_tokens = f.batch;
+  VELO_TRY(apply_device_flags(f.dev, o));
   auto r = ModelRunner::load(path, o);
   if (!r.ok()) return make_error(path + ": " + r.message());
+  if (f.verbose) std::fprintf(stderr, "velollm: running on %s\n", (*r)->device().c_str());
   return r;
 }
 

@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/result.h"
 #include "engine/step_plan.h"
@@ -17,7 +19,15 @@ namespace velo {
 
 struct ModelConfig;  // model/config.h
 
+// Where the forward pass runs. Auto: the GPU when this build has CUDA and one is
+// usable (with as many layers as fit), else the CPU.
+enum class Device : uint8_t { Auto, Cpu, Cuda };
+// "auto", "cpu", "cuda" (also "gpu"); nullopt otherwise.
+std::optional<Device> device_from_name(std::string_view s);
+
 struct RunnerOptions {
+  Device device = Device::Auto;
+  int32_t gpu_layers = -1;       // CUDA: layers on the GPU (-1: as many as fit); the rest run on the CPU
   int32_t threads = 0;           // 0: the machine's physical cores
   int32_t ctx_size = 0;          // max tokens per sequence; 0: the model's training context (capped at 8192)
   int32_t max_seqs = 1;          // sequences that may be resident at once
@@ -39,6 +49,8 @@ class ModelRunner {
   virtual int32_t block_size() const = 0;
   virtual int32_t num_kv_blocks() const = 0;
   virtual int32_t max_batch_tokens() const = 0;
+  // Where the forward pass runs ("cpu (2 threads)", "cuda:0 NVIDIA H100 ... (32/32 layers, ...)").
+  virtual std::string device() const { return "cpu"; }
 
   // Runs one forward step over all scheduled tokens. Returns n_vocab logits per
   // sequence with need_logits, in plan order; valid until the next execute().

@@ -14,16 +14,19 @@ namespace velo {
 using cpu::matmul;
 
 Result<std::unique_ptr<Transformer>> Transformer::create(const ModelConfig& cfg, const ModelWeights& w,
-                                                         const TransformerLimits& lim, ThreadPool& pool) {
+                                                         const TransformerLimits& lim, ThreadPool& pool,
+                                                         int32_t first_layer) {
   if (lim.max_batch_tokens < 1 || lim.max_seqs < 1 || lim.ctx_size < 1 || lim.block_size < 1 || lim.num_kv_blocks < 1)
     return make_error("transformer limits must be positive");
+  if (first_layer < 0 || first_layer > cfg.n_layer) return make_error("first_layer out of range");
   // Row offsets inside activation buffers are computed in 32-bit ints.
   const int64_t widest = std::max({cfg.n_embd, cfg.n_ff, cfg.q_dim()});
   if (widest * lim.max_batch_tokens > INT32_MAX || static_cast<int64_t>(cfg.n_vocab) * lim.max_seqs > INT32_MAX)
     return make_error("max_batch_tokens or max_seqs too large for this model");
-  std::unique_ptr<Transformer> t(new Transformer(cfg, w, lim, pool));
-  VELO_ASSIGN_OR_RETURN(t->kv_, cpu::KvCache::create(cfg.n_layer, lim.num_kv_blocks, lim.block_size,
-                                                     cfg.n_head_kv, cfg.head_dim));
+  std::unique_ptr<Transformer> t(new Transformer(cfg, w, lim, pool, first_layer));
+  // At least one layer of storage keeps the cache valid when every layer runs elsewhere.
+  VELO_ASSIGN_OR_RETURN(t->kv_, cpu::KvCache::create(std::max(1, cfg.n_layer - first_layer), lim.num_kv_blocks,
+                                                     lim.block_size, cfg.n_head_kv, cfg.head_dim));
   t->rope_global_ = cpu::RopeParams{cfg.n_rot, cfg.rope_base, cfg.rope_freq_scale, w.rope_freqs, cfg.rope_layout};
   t->rope_swa_ = cpu::RopeParams{cfg.n_rot, cfg.rope_base_swa, 1.0f, nullptr, cfg.rope_layout};
 
@@ -53,38 +56,6 @@ Result<std::unique_ptr<Transformer>> Transformer::create(const ModelConfig& cfg,
   return t;
 }
 
-Status Transformer::validate(const StepPlan& plan) const {
-  if (plan.seqs.size() > static_cast<size_t>(lim_.max_seqs))
-    return make_error("step plan has " + std::to_string(plan.seqs.size()) + " sequences, more than max_seqs " +
-                      std::to_string(lim_.max_seqs));
-  int64_t total = 0;
-  for (const auto& s : plan.seqs) {
-    const std::string who = "sequence " + std::to_string(s.seq_id) + ": ";
-    if (s.tokens.empty()) return make_error(who + "no tokens scheduled");
-    total += static_cast<int64_t>(s.tokens.size());
-    if (total > lim_.max_batch_tokens)
-      return make_error("step plan has more than max_batch_tokens (" + std::to_string(lim_.max_batch_tokens) +
-                        ") tokens");
-    const int64_t end = static_cast<int64_t>(s.start_pos) + static_cast<int64_t>(s.tokens.size());
-    if (s.start_pos < 0 || end > lim_.ctx_size)
-      return make_error(who + "positions [" + std::to_string(s.start_pos) + ", " + std::to_string(end) +
-                        ") exceed the context size " + std::to_string(lim_.ctx_size));
-    const int64_t blocks_needed = (end + lim_.block_size - 1) / lim_.block_size;
-    if (static_cast<int64_t>(s.block_table.size()) < blocks_needed)
-      return make_error(who + "block table has " + std::to_string(s.block_table.size()) + " blocks, " +
-                        std::to_string(blocks_needed) + " needed");
-    for (int64_t b = 0; b < blocks_needed; ++b)
-      if (s.block_table[b] < 0 || s.block_table[b] >= lim_.num_kv_blocks)
-        return make_error(who + "KV block id " + std::to_string(s.block_table[b]) + " is out of range [0, " +
-                          std::to_string(lim_.num_kv_blocks) + ")");
-    for (int32_t tok : s.tokens)
-      if (tok < 0 || tok >= cfg_.n_vocab)
-        return make_error(who + "token id " + std::to_string(tok) + " is out of range [0, " +
-                          std::to_string(cfg_.n_vocab) + ")");
-  }
-  return {};
-}
-
 template <class Fn>
 void Transformer::for_rows(int32_t n, Fn&& fn) {
   if (n <= 1 || pool_.size() == 1) {
@@ -103,7 +74,7 @@ void Transformer::layer(int32_t il, int32_t T) {
   const bool swa = c.is_swa(il);
   const cpu::RopeParams& rope = swa ? rope_swa_ : rope_global_;
   const float* cs = swa ? cs_swa_.data() : cs_global_.data();
-  const cpu::KvLayerView kv = kv_.layer(il);
+  const cpu::KvLayerView kv = kv_.layer(il - first_layer_);
 
   // Attention input norm: xb = rmsnorm(x) * attn_norm                      [T, E]
   for_rows(T, [&](int32_t t) { cpu::rmsnorm(&x_[t * E], L.attn_norm, &xb_[t * E], E, c.norm_eps); });
@@ -162,8 +133,10 @@ void Transformer::layer(int32_t il, int32_t T) {
   });
 }
 
-Result<std::span<const float>> Transformer::run(const StepPlan& plan, bool all_logits) {
-  VELO_TRY(validate(plan));
+std::string Transformer::describe() const { return "cpu (" + std::to_string(pool_.size()) + " threads)"; }
+
+Result<std::span<const float>> Transformer::run(const StepPlan& plan, bool all_logits, const float* x_in) {
+  VELO_TRY(validate_plan(plan, lim_, cfg_.n_vocab));
   const ModelConfig& c = cfg_;
   const int E = c.n_embd;
 
@@ -190,13 +163,17 @@ Result<std::span<const float>> Transformer::run(const StepPlan& plan, bool all_l
   // RoPE cos/sin per token position for the global (and sliding-window) base.  [T, n_rot]
   for_rows(T, [&](int32_t t) {
     // Cannot fail: the type was checked at load and E is a whole number of blocks.
-    (void)quant::dequantize_row(w_.tok_embd.type, emb + tok_[t] * row, &x_[t * E], E);
-    if (c.embd_scale != 1.0f) cpu::scale(&x_[t * E], c.embd_scale, E);
+    if (x_in) {
+      std::copy_n(x_in + static_cast<int64_t>(t) * E, E, &x_[static_cast<int64_t>(t) * E]);
+    } else {
+      (void)quant::dequantize_row(w_.tok_embd.type, emb + tok_[t] * row, &x_[t * E], E);
+      if (c.embd_scale != 1.0f) cpu::scale(&x_[t * E], c.embd_scale, E);
+    }
     cpu::rope_cos_sin(rope_global_, pos_[t], &cs_global_[static_cast<int64_t>(t) * c.n_rot]);
     if (!cs_swa_.empty()) cpu::rope_cos_sin(rope_swa_, pos_[t], &cs_swa_[static_cast<int64_t>(t) * c.n_rot]);
   });
 
-  for (int32_t il = 0; il < c.n_layer; ++il) layer(il, T);
+  for (int32_t il = first_layer_; il < c.n_layer; ++il) layer(il, T);
 
   // Final norm of the tokens that want logits (every token for forward_all).  h [n_out, E]
   float* h = last_.data();

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "backend/cpu/attention.h"
@@ -13,39 +14,39 @@
 #include "core/result.h"
 #include "core/thread_pool.h"
 #include "engine/step_plan.h"
+#include "model/forward.h"
 #include "model/config.h"
 #include "model/weights.h"
 
 namespace velo {
 
-struct TransformerLimits {
-  int32_t max_batch_tokens = 512;  // tokens per forward
-  int32_t max_seqs = 1;            // sequences per forward
-  int32_t ctx_size = 2048;         // positions per sequence
-  int32_t num_kv_blocks = 128;
-  int32_t block_size = 16;
-};
-
-class Transformer {
+class Transformer final : public Forward {
  public:
-  // cfg and w must outlive the transformer (the runner owns them).
+  // cfg and w must outlive the transformer (the runner owns them). Layers below
+  // first_layer run elsewhere (on a GPU): this one then has KV storage only for
+  // layers [first_layer, n_layer) and is driven through forward_from().
   static Result<std::unique_ptr<Transformer>> create(const ModelConfig& cfg, const ModelWeights& w,
-                                                     const TransformerLimits& lim, ThreadPool& pool);
+                                                     const TransformerLimits& lim, ThreadPool& pool,
+                                                     int32_t first_layer = 0);
 
-  // Runs the plan; returns n_vocab logits per sequence with need_logits, in
-  // plan order. Validates the plan first (errors, never crashes).
-  Result<std::span<const float>> forward(const StepPlan& plan) { return run(plan, false); }
-  // Same, but logits for every token of the plan ([num_tokens, n_vocab]); the
-  // buffer is allocated on first use (tests, tools and speculative verification).
-  Result<std::span<const float>> forward_all(const StepPlan& plan) { return run(plan, true); }
-  Status validate(const StepPlan& plan) const;
-  void copy_block(int32_t src, int32_t dst) { kv_.copy_block(src, dst); }
-  const TransformerLimits& limits() const { return lim_; }
+  // Forward: logits per sequence with need_logits; forward_all: for every token
+  // (its buffer is allocated on first use: tests, tools, speculative verification).
+  Result<std::span<const float>> forward(const StepPlan& plan) override { return run(plan, false, nullptr); }
+  Result<std::span<const float>> forward_all(const StepPlan& plan) override { return run(plan, true, nullptr); }
+  // The rest of a step whose layers [0, first_layer) ran elsewhere: x is their
+  // output, [plan.num_tokens(), n_embd] in plan order.
+  Result<std::span<const float>> forward_from(const StepPlan& plan, const float* x, bool all_logits) {
+    return run(plan, all_logits, x);
+  }
+  void copy_block(int32_t src, int32_t dst) override { kv_.copy_block(src, dst); }
+  const TransformerLimits& limits() const override { return lim_; }
+  std::string describe() const override;
 
  private:
-  Transformer(const ModelConfig& cfg, const ModelWeights& w, const TransformerLimits& lim, ThreadPool& pool)
-      : cfg_(cfg), w_(w), lim_(lim), pool_(pool) {}
-  Result<std::span<const float>> run(const StepPlan& plan, bool all_logits);
+  Transformer(const ModelConfig& cfg, const ModelWeights& w, const TransformerLimits& lim, ThreadPool& pool,
+              int32_t first_layer)
+      : cfg_(cfg), w_(w), lim_(lim), pool_(pool), first_layer_(first_layer) {}
+  Result<std::span<const float>> run(const StepPlan& plan, bool all_logits, const float* x_in);
   void layer(int32_t il, int32_t T);
   // Runs fn(row) for rows [0, n) on the pool (inline when n is small).
   template <class Fn> void for_rows(int32_t n, Fn&& fn);
@@ -54,7 +55,8 @@ class Transformer {
   const ModelWeights& w_;
   TransformerLimits lim_;
   ThreadPool& pool_;
-  cpu::KvCache kv_;
+  int32_t first_layer_ = 0;
+  cpu::KvCache kv_;  // layers [first_layer_, n_layer)
   cpu::RopeParams rope_global_{}, rope_swa_{};
 
   // Per-step activations; T = tokens in the step (<= max_batch_tokens).

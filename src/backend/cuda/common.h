@@ -21,7 +21,7 @@ inline Status cuda_status(cudaError_t e, const char* what) {
 #define VELO_CUDA_TRY(expr)                                                  \
   do {                                                                       \
     if (cudaError_t velo_cuda_e_ = (expr); velo_cuda_e_ != cudaSuccess)      \
-      return ::velo::cuda::cuda_status(velo_cuda_e_, #expr);                 \
+      return ::velo::cuda::cuda_status(velo_cuda_e_, #expr).error();         \
   } while (0)
 
 // An owning device allocation (cudaMalloc; never managed memory).
@@ -43,14 +43,14 @@ class DeviceBuffer {
 
   static Result<DeviceBuffer> alloc(size_t bytes) {
     DeviceBuffer b;
-    if (bytes == 0) return b;
+    if (bytes == 0) return Result<DeviceBuffer>(std::move(b));
     if (cudaError_t e = cudaMalloc(&b.p_, bytes); e != cudaSuccess) {
       (void)cudaGetLastError();  // clear the sticky-free allocation error
       return make_error("CUDA: out of device memory allocating " + std::to_string(bytes >> 20) + " MiB (" +
                         cudaGetErrorString(e) + ")");
     }
     b.n_ = bytes;
-    return b;
+    return Result<DeviceBuffer>(std::move(b));
   }
   void reset() {
     if (p_) cudaFree(p_);
