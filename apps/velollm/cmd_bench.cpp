@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "backend/cpu/membw.h"
+#include "bench_util.h"
 #include "command.h"
 #include "core/cpu_info.h"
 #include "core/thread_pool.h"
@@ -32,6 +33,10 @@ using namespace velo;
 using json = nlohmann::ordered_json;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+using cli::Stats;
+using cli::summarize;
+using cli::capture;
+using cli::weight_bytes_per_token;
 
 struct BenchOptions {
   std::vector<std::string> models;
@@ -40,39 +45,9 @@ struct BenchOptions {
   std::string llama_bench;  // "" = look in .cache/llama.cpp; "none" = skip
 };
 
-struct Stats {
-  std::vector<double> samples;  // tokens/s per repetition
-  double median = 0, min = 0, max = 0;
-  bool ok() const { return !samples.empty(); }
-};
-
-Stats summarize(std::vector<double> s) {
-  Stats st;
-  st.samples = s;
-  if (s.empty()) return st;
-  std::sort(s.begin(), s.end());
-  st.min = s.front();
-  st.max = s.back();
-  size_t n = s.size();
-  st.median = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-  return st;
-}
-
 json stats_json(const Stats& s) {
   if (!s.ok()) return nullptr;
   return {{"tokens_per_s", s.median}, {"min", s.min}, {"max", s.max}, {"samples", s.samples}};
-}
-
-// Bytes of weights one generated token reads: every tensor, except that the
-// token embedding is only gathered (one row) when a separate output matrix exists.
-uint64_t weight_bytes_per_token(const gguf::File& f) {
-  uint64_t total = 0;
-  const bool tied = f.find_tensor("output.weight") == nullptr;
-  for (const auto& t : f.tensors()) {
-    if (t.name == "token_embd.weight" && !tied) continue;
-    total += t.n_bytes;
-  }
-  return total;
 }
 
 // Everything a run of the repo's tools needs is found relative to the binary
@@ -93,36 +68,6 @@ std::string find_llama_bench(const std::string& given) {
     if (fs::exists(p, ec)) return p.string();
   }
   return "";
-}
-
-// Runs a program (no shell) and returns its stdout; stderr is discarded.
-Result<std::string> capture(const std::vector<std::string>& argv) {
-  int fds[2];
-  if (pipe(fds) != 0) return make_error("pipe failed");
-  pid_t pid = fork();
-  if (pid < 0) return make_error("fork failed");
-  if (pid == 0) {
-    dup2(fds[1], STDOUT_FILENO);
-    if (FILE* null = std::fopen("/dev/null", "w")) dup2(fileno(null), STDERR_FILENO);
-    close(fds[0]);
-    close(fds[1]);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  close(fds[1]);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return make_error(argv[0] + " failed (exit status " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
-  return out;
 }
 
 struct LlamaFigures {
