@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine, from the repository root, with .device/ (made by
+# scripts/cuda_stage.sh) carried along. Steps, in the order given:
+#   tests    test_cuda: every kernel against the CPU backend, and the forward
+#            pass end to end (greedy 64 tokens on velo-code-40m and SmolLM2)
+#   kernels  bench_cuda_matmul: matvec GB/s and GEMM TFLOP/s per weight type
+#   llama    builds llama.cpp's CUDA llama-bench/llama-batched-bench from the
+#            carried source when no built binaries were carried (background)
+#   bench    writes 8B-shaped synthetic models (velollm synth) and runs
+#            velollm bench-gpu beside llama.cpp on them
+# Files kept between calls to a warm machine live in /root/velo; logs and
+# figures go to $OUT (the device tool brings them back).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/velo-out}
+KEEP=/root/velo
+mkdir -p "$OUT" "$KEEP/bin" "$KEEP/models"
+[ -d .device/bin ] && cp -f .device/bin/* "$KEEP/bin/" 2>/dev/null
+[ -d .device/models ] && cp -f .device/models/* "$KEEP/models/" 2>/dev/null
+[ -f .device/llama-src.tar.zst ] && cp -f .device/llama-src.tar.zst "$KEEP/"
+M=$KEEP/models
+if [ -f "$M/smol.part1" ] && [ -f "$M/smol.part2" ]; then
+  cat "$M/smol.part1" "$M/smol.part2" > "$M/SmolLM2-135M-Instruct.Q4_1.gguf" && rm -f "$M"/smol.part*
+fi
+export VELO_MODEL_CACHE=$M
+B=$KEEP/bin
+nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
+ls "$M"
+
+build_llama() {
+  [ -x "$B/llama-bench" ] && [ -x "$B/llama-batched-bench" ] && return 0
+  [ -f "$KEEP/llama-src.tar.zst" ] || { echo "no llama.cpp binaries or source carried"; return 1; }
+  mkdir -p "$KEEP/llama" && zstd -dc "$KEEP/llama-src.tar.zst" | tar -C "$KEEP/llama" -xf -
+  cmake -S "$KEEP/llama/llama.cpp" -B "$KEEP/llama/build" -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DGGML_NATIVE=ON -DGGML_CUDA_NCCL=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF >/dev/null &&
+    cmake --build "$KEEP/llama/build" -j"$(nproc)" --target llama-bench llama-batched-bench >"$KEEP/llama/build.log" 2>&1 &&
+    cp "$KEEP/llama/build/bin/llama-bench" "$KEEP/llama/build/bin/llama-batched-bench" "$B/"
+}
+
+for step in "$@"; do
+  echo "==> $step"
+  case "$step" in
+    tests)
+      "$B/test_cuda" --gtest_filter="${FILTER:-*}" 2>&1 | tee "$OUT/test_cuda.log" | grep -E "^\[  (FAILED|PASSED|  OK|SKIPPED) |^  |Failure|error|Expected|Which is|actual" | head -150
+      ;;
+    kernels)
+      "$B/bench_cuda_matmul" 2>&1 | tee "$OUT/kernels.txt"
+      ;;
+    llama)
+      (build_llama; echo "llama.cpp build exit $?" > "$KEEP/llama.done") &
+      ;;
+    wait-llama)
+      for _ in $(seq 1 540); do [ -f "$KEEP/llama.done" ] && break; sleep 1; done
+      cat "$KEEP/llama.done" 2>/dev/null || echo "llama.cpp build still running"
+      tail -n 3 "$KEEP/llama/build.log" 2>/dev/null
+      ;;
+    synth)
+      for t in ${SYNTH_TYPES:-bf16 q4_k}; do
+        f=$M/llama-3.1-8b-$t.gguf
+        [ -f "$f" ] || "$B/velollm" synth --preset llama-3.1-8b --type "$t" --vocab-from "$M/velo-code-40m.Q8_0.gguf" -o "$f"
+      done
+      ls -la "$M"
+      ;;
+    bench)
+      args=()
+      for t in ${SYNTH_TYPES:-bf16 q4_k}; do args+=(-m "$M/llama-3.1-8b-$t.gguf"); done
+      llama=none
+      [ -x "$B/llama-bench" ] && llama=$B
+      "$B/velollm" bench-gpu "${args[@]}" --llama-bin "$llama" --json "$OUT/bench.json" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.txt"
+      ;;
+    *) echo "unknown step '$step'" ;;
+  esac
+done
