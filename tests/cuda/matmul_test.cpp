@@ -1,0 +1,325 @@
+// CUDA matmul (backend/cuda/matmul.h) and embed against the CPU backend, their
+// oracle, for every supported weight type, on fresh random weights (quantized
+// with the reference quantizer) and activations. Outputs are poisoned with NaN
+// (0xFF bytes) first; every element must be written, and with y_stride > rows
+// the gap must stay untouched. Tolerances, max|gpu - cpu| / max|cpu|:
+//  - matvec (m <= 8): 1e-5 for F32/F16/BF16 and the 32-element quants (the same
+//    quantized activations and integer block sums as the CPU; only the order of
+//    the float sum differs), 1e-4 for the K-quants (same Q8_K activations, the
+//    float combine split over a block's lanes);
+//  - GEMM (m > 8, fp16/bf16 tensor cores against the CPU's Q8 activations): 1e-2.
+// The activation quantizers and embed are compared bit for bit.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/matmul.h"
+#include "backend/cpu/matmul_kernels.h"
+#include "backend/cuda/devices.h"
+#include "backend/cuda/matmul.h"
+#include "backend/cuda/matmul_kernels.h"
+#include "backend/cuda/ops.h"
+#include "core/thread_pool.h"
+#include "quant/blocks.h"
+#include "quant/quant.h"
+
+namespace velo::cuda {
+namespace {
+
+void ck(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+#define CK(expr) ck((expr), #expr)
+
+// A device array of n T's, poisoned with 0xFF bytes (NaN for floats).
+template <class T> class Dev {
+ public:
+  explicit Dev(size_t n) : n_(n) {
+    CK(cudaMalloc(&p_, std::max<size_t>(n, 1) * sizeof(T)));
+    CK(cudaMemset(p_, 0xFF, std::max<size_t>(n, 1) * sizeof(T)));
+  }
+  explicit Dev(const std::vector<T>& h) : Dev(h.size()) {
+    CK(cudaMemcpy(p_, h.data(), n_ * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  ~Dev() { cudaFree(p_); }
+  Dev(const Dev&) = delete;
+  Dev& operator=(const Dev&) = delete;
+  T* get() const { return p_; }
+  std::vector<T> download() const {
+    std::vector<T> h(n_);
+    CK(cudaMemcpy(h.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost));
+    return h;
+  }
+
+ private:
+  T* p_ = nullptr;
+  size_t n_;
+};
+
+const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,
+                           GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
+                           GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+
+bool is_kquant(GgmlType t) { return t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K; }
+bool is_float(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16; }
+
+std::mt19937& rng() {
+  static std::mt19937 r{std::random_device{}()};
+  return r;
+}
+
+// rows × cols random floats through the reference quantizer (row_bytes(t, cols) per row).
+std::vector<uint8_t> make_weights(GgmlType t, int64_t rows, int64_t cols) {
+  const uint64_t rb = *row_bytes(t, cols);
+  std::vector<uint8_t> bytes(rb * rows);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> src(cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float scale = 0.02f * (1 + r % 7);  // rows of different magnitudes, some with an offset
+    for (auto& v : src) v = nd(rng()) * scale + (r % 3 == 0 ? 0.01f : 0.0f);
+    EXPECT_TRUE(quant::quantize_row(t, src.data(), bytes.data() + r * rb, cols).ok());
+  }
+  return bytes;
+}
+
+// Activations with an outlier channel and, in wide rows, an all-zero 256-block.
+std::vector<float> make_x(int64_t m, int64_t cols) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(m * cols);
+  for (auto& v : x) v = nd(rng());
+  for (int64_t i = 0; i < m; ++i) {
+    if (cols > 3) x[i * cols + 3] = 20.0f;
+    if (cols >= 768)
+      for (int j = 512; j < 768; ++j) x[i * cols + j] = 0.0f;
+  }
+  return x;
+}
+
+class CudaMatmul : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (list_devices().empty()) GTEST_SKIP() << "no CUDA device";
+    CK(cudaStreamCreate(&stream_));
+    auto mm = Matmul::create({kMaxCols, kMaxTokens, kMaxElems}, stream_);
+    ASSERT_TRUE(mm.ok()) << mm.error().message;
+    mm_ = std::move(*mm);
+  }
+  void TearDown() override {
+    mm_.reset();
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  // Runs W (rows × cols of t) on m fresh token rows on both backends and returns
+  // max|gpu - cpu| / max|cpu|, checking every output was written and the stride gap was not.
+  double compare(GgmlType t, int64_t rows, int64_t cols, int64_t m, int64_t y_stride = 0) {
+    if (y_stride == 0) y_stride = rows;
+    const std::vector<uint8_t> w = make_weights(t, rows, cols);
+    const std::vector<float> x = make_x(m, cols);
+    std::vector<float> ref(m * y_stride, 0.0f);
+    cpu::matmul_strided({t, w.data(), rows, cols}, x.data(), m, ref.data(), y_stride, pool_);
+
+    Dev<uint8_t> dw(w);
+    Dev<float> dx(x), dy(m * y_stride);
+    mm_->run({t, dw.get(), rows, cols}, dx.get(), m, dy.get(), y_stride);
+    CK(cudaGetLastError());
+    CK(cudaStreamSynchronize(stream_));
+    const std::vector<float> y = dy.download();
+
+    double max_ref = 0, max_err = 0;
+    int unwritten = 0, gap_written = 0;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t r = 0; r < y_stride; ++r) {
+        const float g = y[i * y_stride + r];
+        if (r >= rows) {
+          uint32_t bits;
+          std::memcpy(&bits, &g, 4);
+          gap_written += bits != 0xFFFFFFFFu;
+          continue;
+        }
+        if (!std::isfinite(g)) {
+          ++unwritten;
+          continue;
+        }
+        max_ref = std::max(max_ref, std::fabs(static_cast<double>(ref[i * y_stride + r])));
+        max_err = std::max(max_err, std::fabs(static_cast<double>(g) - ref[i * y_stride + r]));
+      }
+    EXPECT_EQ(unwritten, 0) << type_name(t) << " " << rows << "x" << cols << " m=" << m;
+    EXPECT_EQ(gap_written, 0) << type_name(t) << " wrote into the y_stride gap";
+    return max_ref > 0 ? max_err / max_ref : max_err;
+  }
+
+  static double tolerance(GgmlType t, int64_t m) {
+    if (m > kMaxMatvecTokens) return 1e-2;
+    return is_kquant(t) ? 1e-4 : 1e-5;
+  }
+
+  void check(GgmlType t, int64_t rows, int64_t cols, int64_t m, int64_t y_stride = 0) {
+    const double err = compare(t, rows, cols, m, y_stride);
+    EXPECT_LE(err, tolerance(t, m)) << type_name(t) << " " << rows << "x" << cols << " m=" << m
+                                    << " y_stride=" << y_stride;
+  }
+
+  static constexpr int64_t kMaxCols = 4096, kMaxTokens = 200, kMaxElems = 1000 * 1024;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<Matmul> mm_;
+  ThreadPool pool_{4};
+};
+
+TEST_F(CudaMatmul, MatvecAndGemmMatchCpu) {
+  for (GgmlType t : kTypes) {
+    SCOPED_TRACE(type_name(t));
+    ASSERT_TRUE(matmul_supported(t));
+    for (int64_t m : {1, 2, 3, 8, 9}) check(t, 1, 256, m);
+    for (int64_t m : {1, 4, 5, 8, 64}) check(t, 7, 512, m);
+    for (int64_t m : {1, 3, 8, 9, 200}) check(t, 33, 4096, m);
+    for (int64_t m : {1, 2, 8, 64}) check(t, 1000, 1024, m);
+  }
+}
+
+// Rows that are not 16-byte multiples: an odd number of 32-blocks (2-byte aligned rows
+// for Q4_0/Q5_0/Q8_0) and float rows of 100 elements (the scalar float kernel).
+TEST_F(CudaMatmul, UnalignedRows) {
+  for (GgmlType t : kTypes) {
+    if (is_kquant(t)) continue;
+    SCOPED_TRACE(type_name(t));
+    const int64_t cols = is_float(t) ? 100 : 96;
+    for (int64_t m : {1, 2, 8, 9, 33}) check(t, 5, cols, m);
+  }
+}
+
+TEST_F(CudaMatmul, StridedOutput) {
+  for (GgmlType t : kTypes) {
+    SCOPED_TRACE(type_name(t));
+    for (int64_t m : {1, 3, 8, 64}) check(t, 33, 512, m, 50);
+  }
+}
+
+// A decode-sized and a prompt-sized call captured into a CUDA graph give the eager results.
+TEST_F(CudaMatmul, GraphCapture) {
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::BF16, GgmlType::Q8_0}) {
+    for (int64_t m : {1, 64}) {
+      SCOPED_TRACE(type_name(t) + " m=" + std::to_string(m));
+      const int64_t rows = 300, cols = 1024;
+      const std::vector<uint8_t> w = make_weights(t, rows, cols);
+      Dev<uint8_t> dw(w);
+      Dev<float> dx(make_x(m, cols)), y_eager(m * rows), y_graph(m * rows);
+      const DevMatrix dm{t, dw.get(), rows, cols};
+      mm_->run(dm, dx.get(), m, y_eager.get());
+      CK(cudaStreamSynchronize(stream_));
+      cudaGraph_t graph = nullptr;
+      CK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      mm_->run(dm, dx.get(), m, y_graph.get());
+      CK(cudaStreamEndCapture(stream_, &graph));
+      cudaGraphExec_t exec = nullptr;
+      CK(cudaGraphInstantiate(&exec, graph, 0));
+      CK(cudaGraphLaunch(exec, stream_));
+      CK(cudaStreamSynchronize(stream_));
+      CK(cudaGraphExecDestroy(exec));
+      CK(cudaGraphDestroy(graph));
+      const auto a = y_eager.download(), b = y_graph.download();
+      for (size_t i = 0; i < a.size(); ++i) {
+        ASSERT_TRUE(std::isfinite(b[i])) << i;
+        ASSERT_NEAR(a[i], b[i], 1e-6 * (1 + std::fabs(a[i]))) << i;
+      }
+    }
+  }
+}
+
+// The activation quantizers against the CPU's, bit for bit (d, s, qs, bsums).
+TEST_F(CudaMatmul, ActivationQuantBitExact) {
+  using cpu::detail::ActFormat;
+  const int64_t m = 5, cols = 1024;
+  const std::vector<float> x = make_x(m, cols);
+  Dev<float> dx(x);
+  for (detail::ActQuant f : {detail::ActQuant::kQ8, detail::ActQuant::kQ8K}) {
+    Dev<uint8_t> buf(detail::act_q8_bytes(f, m, cols));
+    detail::quantize_act(f, dx.get(), m, cols, buf.get(), stream_);
+    CK(cudaGetLastError());
+    CK(cudaStreamSynchronize(stream_));
+    const std::vector<uint8_t> host = buf.download();
+    const detail::ActQ8View v = detail::act_q8_view(f, const_cast<uint8_t*>(host.data()), m, cols);
+    const ActFormat cf = f == detail::ActQuant::kQ8 ? ActFormat::kQ8 : ActFormat::kQ8K;
+    std::vector<uint8_t> row(cpu::detail::act_row_bytes(cf, cols));
+    for (int64_t i = 0; i < m; ++i) {
+      cpu::detail::quantize_act_row_scalar(cf, x.data() + i * cols, row.data(), cols);
+      if (f == detail::ActQuant::kQ8) {
+        const auto* b = reinterpret_cast<const cpu::detail::ActQ8*>(row.data());
+        for (int64_t k = 0; k < cols / 32; ++k) {
+          ASSERT_EQ(b[k].d, v.d[i * cols / 32 + k]) << i << " " << k;
+          ASSERT_EQ(b[k].s, v.s[i * cols / 32 + k]) << i << " " << k;
+          ASSERT_EQ(0, std::memcmp(b[k].qs, v.qs + i * cols + 32 * k, 32)) << i << " " << k;
+        }
+      } else {
+        const auto* b = reinterpret_cast<const block_q8_K*>(row.data());
+        for (int64_t k = 0; k < cols / QK_K; ++k) {
+          ASSERT_EQ(b[k].d, v.d[i * cols / QK_K + k]) << i << " " << k;
+          ASSERT_EQ(0, std::memcmp(b[k].qs, v.qs + i * cols + QK_K * k, QK_K)) << i << " " << k;
+          for (int g = 0; g < 16; ++g) ASSERT_EQ(b[k].bsums[g], v.bsum[i * cols / 16 + 16 * k + g]);
+        }
+      }
+    }
+  }
+}
+
+// embed == quant::dequantize_row(row) * scale, bit for bit, for every type.
+TEST(CudaEmbed, MatchesDequantizeRowExactly) {
+  if (list_devices().empty()) GTEST_SKIP() << "no CUDA device";
+  for (GgmlType t : kTypes) {
+    for (int64_t cols : {int64_t{512}, int64_t{is_kquant(t) ? 256 : (is_float(t) ? 100 : 96)}}) {
+      SCOPED_TRACE(type_name(t) + " cols=" + std::to_string(cols));
+      const int64_t rows = 50, T = 17;
+      const std::vector<uint8_t> table = make_weights(t, rows, cols);
+      std::vector<int32_t> tokens(T);
+      std::uniform_int_distribution<int32_t> pick(0, rows - 1);
+      for (auto& v : tokens) v = pick(rng());
+      tokens[1] = tokens[0];
+      const float scale = std::uniform_real_distribution<float>(0.5f, 3.0f)(rng());
+      Dev<uint8_t> dt(table);
+      Dev<int32_t> dtok(tokens);
+      Dev<float> dx(T * cols);
+      embed({t, dt.get(), rows, cols}, dtok.get(), T, dx.get(), scale, nullptr);
+      CK(cudaGetLastError());
+      CK(cudaDeviceSynchronize());
+      const std::vector<float> x = dx.download();
+      const uint64_t rb = *row_bytes(t, cols);
+      std::vector<float> ref(cols);
+      for (int64_t i = 0; i < T; ++i) {
+        ASSERT_TRUE(quant::dequantize_row(t, table.data() + tokens[i] * rb, ref.data(), cols).ok());
+        for (int64_t c = 0; c < cols; ++c) {
+          const float want = ref[c] * scale;
+          ASSERT_EQ(0, std::memcmp(&want, &x[i * cols + c], 4)) << "token " << i << " col " << c << ": "
+                                                                 << x[i * cols + c] << " vs " << want;
+        }
+      }
+    }
+  }
+}
+
+TEST_F(CudaMatmul, ScratchBytesCoversLimits) {
+  const MatmulLimits decode_only{4096, 8, 4096 * 4096};
+  const MatmulLimits prompt{4096, 512, 4096 * 14336};
+  EXPECT_GT(Matmul::scratch_bytes(decode_only), 0u);
+  // The GEMM path adds fp16 weights and activations and the cuBLAS workspace.
+  EXPECT_GE(Matmul::scratch_bytes(prompt), Matmul::scratch_bytes(decode_only) + 2ull * 4096 * 14336);
+  size_t free0 = 0, free1 = 0, total = 0;
+  CK(cudaMemGetInfo(&free0, &total));
+  {
+    auto mm = Matmul::create(prompt, stream_);
+    ASSERT_TRUE(mm.ok());
+    CK(cudaMemGetInfo(&free1, &total));
+  }
+  // What create() took from the device (cuBLAS's own handle state included) is near the estimate.
+  const double taken = static_cast<double>(free0) - static_cast<double>(free1);
+  EXPECT_GE(taken, 0.9 * static_cast<double>(Matmul::scratch_bytes(prompt)));
+}
+
+}  // namespace
+}  // namespace velo::cuda
