@@ -15,12 +15,12 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/velo-out}
 KEEP=/root/velo
 mkdir -p "$OUT" "$KEEP/bin" "$KEEP/models"
-[ -d .device/bin ] && cp -f .device/bin/* "$KEEP/bin/" 2>/dev/null
+[ -f .device/bin.tar.gz ] && tar -C "$KEEP/bin" -xzf .device/bin.tar.gz
 [ -d .device/models ] && cp -f .device/models/* "$KEEP/models/" 2>/dev/null
-[ -f .device/llama-src.tar.zst ] && cp -f .device/llama-src.tar.zst "$KEEP/"
+[ -f .device/llama-src.tar.gz ] && cp -f .device/llama-src.tar.gz "$KEEP/"
 M=$KEEP/models
-if [ -f "$M/smol.part1" ] && [ -f "$M/smol.part2" ]; then
-  cat "$M/smol.part1" "$M/smol.part2" > "$M/SmolLM2-135M-Instruct.Q4_1.gguf" && rm -f "$M"/smol.part*
+if [ -f "$M/smol.part1" ] && [ -f "$M/smol.part2" ] && [ -f "$M/smol.part3" ] && [ -f "$M/smol.part4" ]; then
+  cat "$M"/smol.part[1-4] > "$M/SmolLM2-135M-Instruct.Q4_1.gguf" && rm -f "$M"/smol.part*
 fi
 export VELO_MODEL_CACHE=$M
 B=$KEEP/bin
@@ -29,8 +29,8 @@ ls "$M"
 
 build_llama() {
   [ -x "$B/llama-bench" ] && [ -x "$B/llama-batched-bench" ] && return 0
-  [ -f "$KEEP/llama-src.tar.zst" ] || { echo "no llama.cpp binaries or source carried"; return 1; }
-  mkdir -p "$KEEP/llama" && zstd -dc "$KEEP/llama-src.tar.zst" | tar -C "$KEEP/llama" -xf -
+  [ -f "$KEEP/llama-src.tar.gz" ] || { echo "no llama.cpp binaries or source carried"; return 1; }
+  mkdir -p "$KEEP/llama" && tar -C "$KEEP/llama" -xzf "$KEEP/llama-src.tar.gz"
   cmake -S "$KEEP/llama/llama.cpp" -B "$KEEP/llama/build" -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90 -DGGML_NATIVE=ON -DGGML_CUDA_NCCL=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF >/dev/null &&
@@ -47,8 +47,11 @@ for step in "$@"; do
     kernels)
       "$B/bench_cuda_matmul" 2>&1 | tee "$OUT/kernels.txt"
       ;;
-    llama)
-      (build_llama; echo "llama.cpp build exit $?" > "$KEEP/llama.done") &
+    llama)  # in its own session, so it outlives this call while the machine stays warm
+      rm -f "$KEEP/llama.done"
+      export -f build_llama
+      export KEEP B
+      setsid bash -c 'build_llama; echo "llama.cpp build exit $?" > "$KEEP/llama.done"' </dev/null >/dev/null 2>&1 &
       ;;
     wait-llama)
       for _ in $(seq 1 540); do [ -f "$KEEP/llama.done" ] && break; sleep 1; done

@@ -3,10 +3,10 @@
 # device tool): the CUDA build of velollm, test_cuda and bench_cuda_matmul,
 # llama.cpp's CUDA llama-bench / llama-batched-bench (or its trimmed source
 # when they are not built yet), and the small test models.
-#   scripts/cuda_stage.sh [models...]   models: velo-code (default), smol1, smol2
-# SmolLM2 (94 MiB) is over one call's 64 MiB, so it travels in two halves
-# (smol1, smol2) in two calls to the same warm machine; scripts/cuda_check.sh
-# joins them.
+#   scripts/cuda_stage.sh [models...]   models: velo-code (default), smol12, smol34
+# SmolLM2 (94 MiB) is over one call's 64 MiB, so it travels in quarters, two
+# per call (smol12, smol34), to the same warm machine; scripts/cuda_check.sh
+# joins them. Calls that carry only model parts skip the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -17,7 +17,7 @@ rm -rf "$STAGE"
 mkdir -p "$STAGE/bin" "$STAGE/models"
 
 want_bins=1
-[ "${1:-}" = "smol1" ] || [ "${1:-}" = "smol2" ] && want_bins=0
+case "${1:-}" in smol*) want_bins=0 ;; esac
 if [ "$want_bins" = 1 ]; then
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVELO_CUDA=ON >/dev/null
   cmake --build build -j"$(nproc)" --target velollm test_cuda bench_cuda_matmul
@@ -29,19 +29,28 @@ if [ "$want_bins" = 1 ]; then
     strip -o "$STAGE/bin/llama-batched-bench" "$LLAMA/build/bin/llama-batched-bench"
   elif [ -d "$LLAMA/llama_cpp_python-0.3.36/vendor/llama.cpp" ]; then
     # Not built here yet: send the sources the two tools need; cuda_check.sh builds them there.
-    tar -C "$LLAMA/llama_cpp_python-0.3.36/vendor" -cf - --exclude='*/models' --exclude='*/tools/ui' \
+    tar -C "$LLAMA/llama_cpp_python-0.3.36/vendor" -cf - --exclude='llama.cpp/models' --exclude='*/tools/ui' \
       --exclude='*/docs' --exclude='*/examples' --exclude='*/tests' --exclude='*/gguf-py' --exclude='*/media' \
       --exclude='*/ggml-sycl' --exclude='*/ggml-vulkan' --exclude='*/ggml-opencl' --exclude='*/ggml-cann' \
       --exclude='*/ggml-musa' --exclude='*/ggml-hip' --exclude='*/ggml-metal' --exclude='*/ggml-webgpu' \
-      llama.cpp | zstd -q -T2 -10 -o "$STAGE/llama-src.tar.zst"
+      llama.cpp | gzip -6 > "$STAGE/llama-src.tar.gz"
   fi
 fi
+# Binaries compress about 4x: the call's 64 MiB limit then leaves room for a model.
+if [ -n "$(ls "$STAGE/bin")" ]; then
+  tar -C "$STAGE/bin" -cf - . | gzip -6 > "$STAGE/bin.tar.gz"
+fi
+rm -rf "$STAGE/bin"
 for m in "${@:-velo-code}"; do
   case "$m" in
     velo-code) cp "$MODELS/velo-code-40m.Q8_0.gguf" "$STAGE/models/" ;;
-    smol1) head -c 49181216 "$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf" > "$STAGE/models/smol.part1" ;;
-    smol2) tail -c +49181217 "$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf" > "$STAGE/models/smol.part2" ;;
-    *) echo "unknown model '$m' (velo-code, smol1, smol2)" >&2; exit 2 ;;
+    smol12 | smol34)
+      q=$(( ($(stat -c %s "$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf") + 3) / 4 ))
+      first=${m:4:1}
+      for i in $first $((first + 1)); do
+        dd if="$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf" of="$STAGE/models/smol.part$i" bs=$q skip=$((i - 1)) count=1 status=none
+      done ;;
+    *) echo "unknown model '$m' (velo-code, smol12, smol34)" >&2; exit 2 ;;
   esac
 done
 du -sh "$STAGE"
