@@ -36,7 +36,13 @@ class Progress {
     last_pct_ = pct;
     std::fprintf(stderr, "%swriting %3d%%  %.2f / %.2f GiB  %.2f GiB/s%s", tty_ ? "\r" : "", pct, done / kGiB,
                  total / kGiB, secs > 0 ? done / kGiB / secs : 0.0, tty_ ? "   " : "\n");
+    open_line_ = tty_ && done < total;
     if (tty_ && done == total) std::fputc('\n', stderr);
+  }
+  // Ends a redrawn line left open (before an error message).
+  void interrupt() {
+    if (open_line_) std::fputc('\n', stderr);
+    open_line_ = false;
   }
   double elapsed() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
 
@@ -46,6 +52,7 @@ class Progress {
   std::chrono::steady_clock::time_point t0_;
   double last_ = -1;
   int last_pct_ = -10;
+  bool open_line_ = false;
 };
 
 std::string lower(std::string s) {
@@ -71,14 +78,14 @@ int run_synth(const Options& o) {
     return cli::fail("no vocabulary source: pass --vocab-from FILE.gguf (the default, SmolLM2-135M-Instruct.Q4_1.gguf, "
                      "is not in the model cache; run scripts/fetch_models.py)");
 
-  auto plan = synth::plan(so);
-  if (!plan.ok()) return cli::fail(plan.message());
-  for (const auto& n : plan->notes) std::fprintf(stderr, "note: %s\n", n.c_str());
-
   Progress progress;
   so.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
   auto written = synth::write_model(so);
-  if (!written.ok()) return cli::fail(written.message());
+  if (!written.ok()) {
+    progress.interrupt();
+    return cli::fail(written.message());
+  }
+  for (const auto& n : written->notes) std::fprintf(stderr, "note: %s\n", n.c_str());
   const double secs = progress.elapsed();
   std::error_code ec;
   const uint64_t bytes = std::filesystem::file_size(o.out, ec);
