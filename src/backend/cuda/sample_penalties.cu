@@ -1,7 +1,9 @@
 // Repetition / frequency / presence penalties on the GPU, in place, for the
 // distinct tokens of each sequence's penalty window: the same arithmetic as
-// Sampler::apply_penalties, rounded the same way (explicit _rn intrinsics: no
-// fused multiply-add, which the host code does not use either).
+// Sampler::apply_penalties, rounded the same way as the default build of it:
+// GCC contracts its `count * freq + pres` into one fused multiply-add under
+// -march=native (C++ defaults to -ffp-contract=fast), so that is an fma here,
+// and every other step an explicitly rounded _rn operation.
 #include "backend/cuda/sample_kernels.h"
 
 namespace velo::cuda::sampling {
@@ -26,8 +28,8 @@ __global__ void __launch_bounds__(kThreads) penalties_kernel(float* __restrict__
     float l = row[t];
     // llama.cpp: shrink positive logits, grow negative ones.
     if (rep != 1.0f) l = l <= 0.0f ? __fmul_rn(l, rep) : __fdiv_rn(l, rep);
-    // OpenAI: l -= count * frequency + presence (two roundings, like the host).
-    l = __fsub_rn(l, __fadd_rn(__fmul_rn(static_cast<float>(c), freq), pres));
+    // OpenAI: l -= count * frequency + presence (the product and sum fused, like the host).
+    l = __fsub_rn(l, __fmaf_rn(static_cast<float>(c), freq, pres));
     row[t] = l;
   }
 }

@@ -43,7 +43,7 @@ struct Boundary {
   int32_t id = 0;
 };
 
-constexpr int kUnroll = 8;  // loads in flight per thread in a pass over a row
+constexpr int kUnroll = 16;  // loads in flight per thread in a pass over a row
 
 // Calls f(id, logit) for every id of the row, and past its end with logit -inf
 // (so every thread calls it equally often: f may sync). Ids rise within a
@@ -163,21 +163,25 @@ __device__ uint32_t select_window(const Row& r, SelectShared& sh, uint64_t* win,
   // their rank in id order, so the lowest ids are the ones kept.
   if (threadIdx.x == 0) sh.count = 0;
   __syncthreads();
-  uint32_t tie_run = 0;
-  for_row(r, [&](int32_t id, float l) {
-    const uint32_t key = order_key(l);
-    const bool el = eligible(key, id, b);  // false past the row's end (l = -inf there)
-    const bool take = el && (ties ? key > thr : key >= thr);
-    const int slot = warp_append(&sh.count, take);
-    if (slot >= 0) win[slot] = cand_pack(key, id);
-    if (ties) {  // block-uniform; for_row hands each thread rising ids, tile by tile: id order
+  if (!ties) {  // the usual case: a plain filter, where almost every key fails the first test
+    for_row(r, [&](int32_t id, float l) {
+      const uint32_t key = order_key(l);
+      const bool take = key >= thr && eligible(key, id, b);  // not eligible past the row's end (-inf)
+      warp_push(win, &sh.count, take, cand_pack(key, id));
+    });
+  } else {
+    uint32_t tie_run = 0;
+    for_row(r, [&](int32_t id, float l) {  // each thread: rising ids, tile by tile: id order
+      const uint32_t key = order_key(l);
+      const bool el = eligible(key, id, b);
+      warp_push(win, &sh.count, el && key > thr, cand_pack(key, id));
       const bool tie = el && key == thr;
       uint32_t n_tie;
       const uint32_t rank = tie_run + block_rank(tie, sh.usc, n_tie);
       if (tie && rank < take_ties) win[n_above + rank] = cand_pack(key, id);
       tie_run += n_tie;
-    }
-  });
+    });
+  }
   __syncthreads();
   const uint32_t nw = ties ? n_above + take_ties : sh.count;
   __syncthreads();
