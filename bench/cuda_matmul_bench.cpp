@@ -20,6 +20,7 @@
 
 #include "backend/cuda/devices.h"
 #include "backend/cuda/matmul.h"
+#include "backend/cuda/matmul_kernels.h"
 #include "core/dtype.h"
 #include "quant/quant.h"
 
@@ -95,35 +96,47 @@ std::vector<float> random_floats(size_t n) {
 
 struct Shape { int64_t rows, cols; };
 
-// Median seconds of one Matmul::run of m tokens over `copies` rotating weight buffers.
-double time_matvec(velo::cuda::Matmul& mm, cudaStream_t s, GgmlType type, Shape sh, const std::vector<void*>& copies,
-                   const float* x, int64_t m, float* y) {
+// Seconds per call of `call(i)` (i < 50) captured into one CUDA graph, as the decode
+// step runs them: the median of per-call intervals (events recorded between the
+// calls) and the mean over a replay of the same graph without the events.
+struct GraphTime { double median, mean; };
+template <class F>
+GraphTime time_graph(cudaStream_t s, F&& call) {
   constexpr int kCalls = 50;
   std::vector<cudaEvent_t> ev(kCalls + 1);
   for (auto& e : ev) CK(cudaEventCreate(&e));
-  cudaGraph_t graph = nullptr;
-  CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-  for (int i = 0; i < kCalls; ++i) {
-    CK(cudaEventRecordWithFlags(ev[i], s, cudaEventRecordExternal));
-    mm.run({type, copies[i % copies.size()], sh.rows, sh.cols}, x, m, y);
-  }
-  CK(cudaEventRecordWithFlags(ev[kCalls], s, cudaEventRecordExternal));
-  CK(cudaStreamEndCapture(s, &graph));
-  cudaGraphExec_t exec = nullptr;
-  CK(cudaGraphInstantiate(&exec, graph, 0));
-  CK(cudaGraphLaunch(exec, s));  // warm-up
-  CK(cudaGraphLaunch(exec, s));
-  CK(cudaStreamSynchronize(s));
-  std::vector<double> t;
-  for (int i = 0; i < kCalls; ++i) {
+  GraphTime out{};
+  for (int with_events = 1; with_events >= 0; --with_events) {
+    cudaGraph_t graph = nullptr;
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < kCalls; ++i) {
+      if (with_events || i == 0) CK(cudaEventRecordWithFlags(ev[i], s, cudaEventRecordExternal));
+      call(i);
+    }
+    CK(cudaEventRecordWithFlags(ev[kCalls], s, cudaEventRecordExternal));
+    CK(cudaStreamEndCapture(s, &graph));
+    cudaGraphExec_t exec = nullptr;
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    CK(cudaGraphLaunch(exec, s));  // warm-up
+    CK(cudaGraphLaunch(exec, s));
+    CK(cudaStreamSynchronize(s));
     float ms = 0;
-    CK(cudaEventElapsedTime(&ms, ev[i], ev[i + 1]));
-    t.push_back(ms * 1e-3);
+    if (with_events) {
+      std::vector<double> t;
+      for (int i = 0; i < kCalls; ++i) {
+        CK(cudaEventElapsedTime(&ms, ev[i], ev[i + 1]));
+        t.push_back(ms * 1e-3);
+      }
+      out.median = median(t);
+    } else {
+      CK(cudaEventElapsedTime(&ms, ev[0], ev[kCalls]));
+      out.mean = ms * 1e-3 / kCalls;
+    }
+    CK(cudaGraphExecDestroy(exec));
+    CK(cudaGraphDestroy(graph));
   }
-  CK(cudaGraphExecDestroy(exec));
-  CK(cudaGraphDestroy(graph));
   for (auto& e : ev) CK(cudaEventDestroy(e));
-  return median(t);
+  return out;
 }
 
 // Median seconds of eager calls (GEMMs: long enough that launch gaps do not matter).
@@ -213,7 +226,9 @@ int main() {
   CK(cudaMalloc(&y, static_cast<size_t>(max_tokens) * 128256 * sizeof(float)));
   CK(cudaMemcpy(x, xh.data(), xh.size() * sizeof(float), cudaMemcpyHostToDevice));
 
-  std::printf("%-5s %-13s %3s %9s %9s %7s\n", "type", "rows x cols", "m", "us", "GB/s", "% copy");
+  std::printf("per call: median of 50 calls with events between them; 'mean' replays the 50 without\n");
+  std::printf("%-5s %-13s %3s %9s %9s %7s %9s %7s\n", "type", "rows x cols", "m", "us", "GB/s", "% copy", "mean us",
+              "% copy");
   const uint64_t l2 = static_cast<uint64_t>(prop.l2CacheSize);
   for (GgmlType type : types) {
     for (const Shape& sh : shapes) {
@@ -225,13 +240,49 @@ int main() {
       for (int i = 1; i < n_copies; ++i) CK(cudaMemcpy(copies[i], copies[0], bytes, cudaMemcpyDeviceToDevice));
       for (int64_t m : {int64_t{1}, int64_t{8}}) {
         if (m == 8 && !(sh.rows == 14336 && sh.cols == 4096)) continue;
-        const double sec = time_matvec(mm, s, type, sh, copies, x, m, y);
-        std::printf("%-5s %6lldx%-6lld %3lld %9.1f %9.0f %6.1f%%\n", velo::type_name(type).c_str(),
+        const GraphTime t = time_graph(s, [&](int i) {
+          mm.run({type, copies[i % copies.size()], sh.rows, sh.cols}, x, m, y);
+        });
+        std::printf("%-5s %6lldx%-6lld %3lld %9.1f %9.0f %6.1f%% %9.1f %6.1f%%\n", velo::type_name(type).c_str(),
                     static_cast<long long>(sh.rows), static_cast<long long>(sh.cols), static_cast<long long>(m),
-                    sec * 1e6, bytes / sec * 1e-9, 100.0 * bytes / sec / copy_bw);
+                    t.median * 1e6, bytes / t.median * 1e-9, 100.0 * bytes / t.median / copy_bw, t.mean * 1e6,
+                    100.0 * bytes / t.mean / copy_bw);
       }
       for (auto& c : copies) CK(cudaFree(c));
     }
+  }
+
+  // Where a decode call's time goes: the activation conversion and the matvec kernel alone.
+  {
+    namespace d = velo::cuda::detail;
+    void* act;
+    CK(cudaMalloc(&act, d::act_q8_bytes(d::ActQuant::kQ8K, 8, 14336) + (1 << 20)));
+    std::printf("\nbreakdown, m = 1 (mean us per call in a graph): activation conversion alone, matvec kernel\n"
+                "alone (for BF16 that rounds the activations itself, the path Matmul::run takes for m <= 2)\n");
+    for (GgmlType type : {GgmlType::BF16, GgmlType::Q4_K, GgmlType::Q8_0}) {
+      for (const Shape& sh : {Shape{4096, 4096}, Shape{14336, 4096}, Shape{4096, 14336}}) {
+        const uint64_t bytes = *velo::row_bytes(type, sh.cols) * sh.rows;
+        std::vector<void*> copies(std::max<uint64_t>(2, (3 * l2 + bytes - 1) / bytes));
+        for (auto& c : copies) CK(cudaMalloc(&c, bytes));
+        fill_weights(type, sh.rows, sh.cols, copies[0]);
+        const bool half = type == GgmlType::BF16;
+        const d::ActQuant f = d::act_quant_of(type);
+        const GraphTime conv = time_graph(s, [&](int) {
+          if (half) d::round_act_half(x, sh.cols, true, static_cast<uint16_t*>(act), s);
+          else d::quantize_act(f, x, 1, sh.cols, act, s);
+        });
+        const GraphTime mv = time_graph(s, [&](int i) {  // BF16, m = 1: rounds x itself
+          void* w = copies[i % copies.size()];
+          if (half) d::matvec_float(type, w, sh.rows, sh.cols, x, 1, y, sh.rows, static_cast<uint16_t*>(act), s);
+          else d::matvec_quant(type, w, sh.rows, sh.cols, d::act_q8_view(f, act, 1, sh.cols), 1, y, sh.rows, s);
+        });
+        std::printf("%-5s %6lldx%-6lld  conversion %5.1f us   matvec %6.1f us (%5.1f%% copy)\n",
+                    velo::type_name(type).c_str(), static_cast<long long>(sh.rows), static_cast<long long>(sh.cols),
+                    conv.mean * 1e6, mv.mean * 1e6, 100.0 * bytes / mv.mean / copy_bw);
+        for (auto& c : copies) CK(cudaFree(c));
+      }
+    }
+    CK(cudaFree(act));
   }
 
   const double peak = cublas_peak_tflops(s, 8192);

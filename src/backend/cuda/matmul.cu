@@ -136,15 +136,10 @@ void Matmul::run(const DevMatrix& w, const float* x, int64_t m, float* y, int64_
   if (m <= kMaxMatvecTokens) {
     switch (w.type) {
       case GgmlType::F32:
-        detail::matvec_float(w.type, w.data, w.rows, w.cols, x, m, y, y_stride, st);
-        break;
       case GgmlType::F16:
-      case GgmlType::BF16: {
-        auto* xh = static_cast<uint16_t*>(I.act);  // [m][cols]
-        detail::round_act_half(x, m * w.cols, w.type == GgmlType::BF16, xh, st);
-        detail::matvec_float(w.type, w.data, w.rows, w.cols, xh, m, y, y_stride, st);
+      case GgmlType::BF16:
+        detail::matvec_float(w.type, w.data, w.rows, w.cols, x, m, y, y_stride, static_cast<uint16_t*>(I.act), st);
         break;
-      }
       default: {
         const ActQuant f = detail::act_quant_of(w.type);
         detail::quantize_act(f, x, m, w.cols, I.act, st);

@@ -36,6 +36,23 @@ inline ActQuant act_quant_of(GgmlType t) {
 uint64_t act_q8_bytes(ActQuant f, int64_t m, int64_t cols);
 ActQ8View act_q8_view(ActQuant f, void* base, int64_t m, int64_t cols);
 
+// Launches a matvec kernel with programmatic dependent launch: it may start while the
+// kernel before it (the activation conversion) still runs, load its first weights,
+// and wait in wait_for_inputs() (quant_dev.cuh) before reading x or writing y.
+template <class... Params, class... Args>
+void launch_pdl(void (*kernel)(Params...), unsigned grid, unsigned block, cudaStream_t stream, Args&&... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(grid);
+  cfg.blockDim = dim3(block);
+  cfg.stream = stream;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = &attr;
+  cfg.numAttrs = 1;
+  cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...);
+}
+
 // ---- quantize_act.cu ------------------------------------------------------
 // x: [m][cols] f32 -> the quantized view's arrays (written through `base` = act_q8_view's base).
 void quantize_act(ActQuant f, const float* x, int64_t m, int64_t cols, void* base, cudaStream_t stream);
@@ -49,10 +66,11 @@ void matvec_quant(GgmlType t, const void* w, int64_t rows, int64_t cols, const A
                   float* y, int64_t y_stride, cudaStream_t stream);
 
 // ---- matvec_float.cu ------------------------------------------------------
-// Same for F32 (x: f32 [m][cols]), F16 and BF16 (x: fp16 / bf16 bits [m][cols], rounded
-// like the CPU's activations); products and sums in f32.
-void matvec_float(GgmlType t, const void* w, int64_t rows, int64_t cols, const void* x, int64_t m, float* y,
-                  int64_t y_stride, cudaStream_t stream);
+// Same for F32, F16 and BF16 weights; x: f32 [m][cols]. For F16/BF16 the activations
+// are rounded to the weights' precision like the CPU's (in the kernel for m <= 2, else
+// first into `half`, m*cols elements, 16-byte aligned); products and sums in f32.
+void matvec_float(GgmlType t, const void* w, int64_t rows, int64_t cols, const float* x, int64_t m, float* y,
+                  int64_t y_stride, uint16_t* half, cudaStream_t stream);
 
 // ---- dequantize.cu --------------------------------------------------------
 // out[r][c] = fp16(dequantized W[r][c]) for the quant types (the GEMM path's weights).

@@ -5,7 +5,8 @@
 // 32/kLanes per warp step), each lane loads its part of a block for all R rows
 // (decoded to int8 lanes once), then for every token loads the matching
 // activation quants (L1/L2 resident: they are shared by all CTAs) and takes
-// __dp4a dot products. Partial sums are reduced over the warp by shuffles and
+// __dp4a dot products. Launched as a programmatic dependent of the activation
+// quantizer: the first weights load while it runs. Partial sums are reduced over the warp by shuffles and
 // over the CTA's warps in shared memory, in a fixed order (deterministic).
 #include <cstdio>
 #include <cstdlib>
@@ -22,11 +23,15 @@ constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
 constexpr unsigned kFull = 0xffffffffu;
 
-// R rows per CTA, M token slots (tokens t >= m are skipped at run time).
-template <class Q, int R, int M>
+// R rows per CTA, M token slots (tokens t >= m are skipped at run time), U steps of
+// weight loads in flight per lane before the first is used.
+template <class Q, int R, int M, int U>
 __global__ void __launch_bounds__(kThreads, 4)
 matvec_quant_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int rows, int nb, ActQ8View x,
                     int64_t cols, int m, float* __restrict__ y, int64_t y_stride) {
+  // The next call's activation conversion may launch now (it waits for this kernel
+  // before touching the activation scratch), so consecutive calls overlap ramp and tail.
+  allow_dependents();
   constexpr int kBlocksPerWarp = 32 / Q::kLanes;
   constexpr int kBlocksPerStep = kBlocksPerWarp * kWarps;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -46,27 +51,36 @@ matvec_quant_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int rows, 
   // Same trip count for every lane of the CTA (the block-sum shuffles need whole warps):
   // lanes past the last block reload it and drop the result.
   const int nsteps = (nb + kBlocksPerStep - 1) / kBlocksPerStep;
-  for (int s = 0; s < nsteps; ++s) {
-    const int ib = s * kBlocksPerStep + warp * kBlocksPerWarp + lane / Q::kLanes;
-    const bool valid = ib < nb;
-    const int b = valid ? ib : nb - 1;
-    typename Q::W wv[R];
+  for (int s = 0; s < nsteps; s += U) {
+    typename Q::W wv[U][R];
+    int bu[U];
+    bool valid[U];
 #pragma unroll
-    for (int r = 0; r < R; ++r) wv[r] = Q::load(wr[r] + static_cast<int64_t>(b) * Q::kBytes, part);
+    for (int u = 0; u < U; ++u) {
+      const int ib = (s + u) * kBlocksPerStep + warp * kBlocksPerWarp + lane / Q::kLanes;
+      valid[u] = ib < nb;
+      bu[u] = valid[u] ? ib : nb - 1;
 #pragma unroll
-    for (int t = 0; t < M; ++t) {
-      if (t >= m) break;  // uniform over the CTA
-      const ActRow a = act_row(x, t, cols, !Q::kBlockSum);
-      const typename Q::X xv = Q::xload(a, b, part);
+      for (int r = 0; r < R; ++r) wv[u][r] = Q::load(wr[r] + static_cast<int64_t>(bu[u]) * Q::kBytes, part);
+    }
+    if (s == 0) wait_for_inputs();  // the first weights are in flight; now the activations
 #pragma unroll
-      for (int r = 0; r < R; ++r) {
-        if constexpr (Q::kBlockSum) {
-          int is = Q::idot(wv[r], xv);
+    for (int u = 0; u < U; ++u) {
 #pragma unroll
-          for (int o = 1; o < Q::kLanes; o <<= 1) is += __shfl_xor_sync(kFull, is, o);
-          if (valid && part == 0) acc[r][t] += Q::combine(wv[r], xv, is);
-        } else {
-          if (valid) acc[r][t] += Q::fdot(wv[r], xv);
+      for (int t = 0; t < M; ++t) {
+        if (t >= m) break;  // uniform over the CTA
+        const ActRow a = act_row(x, t, cols, !Q::kBlockSum);
+        const typename Q::X xv = Q::xload(a, bu[u], part);
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          if constexpr (Q::kBlockSum) {
+            int is = Q::idot(wv[u][r], xv);
+#pragma unroll
+            for (int o = 1; o < Q::kLanes; o <<= 1) is += __shfl_xor_sync(kFull, is, o);
+            if (valid[u] && part == 0) acc[r][t] += Q::combine(wv[u][r], xv, is);
+          } else {
+            if (valid[u]) acc[r][t] += Q::fdot(wv[u][r], xv);
+          }
         }
       }
     }
@@ -75,25 +89,29 @@ matvec_quant_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int rows, 
   reduce_store<kWarps>(acc, row0, rows, m, y, y_stride);
 }
 
-template <class Q, int R, int M>
+template <class Q, int R, int M, int U>
 void launch(const void* w, int64_t rows, int64_t cols, const ActQ8View& x, int64_t m, float* y, int64_t y_stride,
             cudaStream_t stream) {
   const int nb = static_cast<int>(cols / Q::kElems);
   const auto grid = static_cast<unsigned>((rows + R - 1) / R);
-  matvec_quant_kernel<Q, R, M><<<grid, kThreads, 0, stream>>>(static_cast<const uint8_t*>(w),
-                                                              static_cast<int64_t>(nb) * Q::kBytes,
-                                                              static_cast<int>(rows), nb, x, cols,
-                                                              static_cast<int>(m), y, y_stride);
+  launch_pdl(matvec_quant_kernel<Q, R, M, U>, grid, kThreads, stream, static_cast<const uint8_t*>(w),
+             static_cast<int64_t>(nb) * Q::kBytes, static_cast<int>(rows), nb, x, cols, static_cast<int>(m), y,
+             y_stride);
 }
 
-// Token slots by m: 1, 2, 4 (m = 3, 4) or 8 (m = 5..8).
+// Token slots by m: 1, 2, 4 (m = 3, 4) or 8 (m = 5..8); more rows per CTA for more
+// tokens, so that each activation load serves more weight rows. A single token with
+// rows of several CTA steps keeps two steps of loads in flight.
 template <class Q>
 void dispatch(const void* w, int64_t rows, int64_t cols, const ActQ8View& x, int64_t m, float* y, int64_t y_stride,
               cudaStream_t stream) {
-  if (m == 1) launch<Q, 2, 1>(w, rows, cols, x, m, y, y_stride, stream);
-  else if (m == 2) launch<Q, 2, 2>(w, rows, cols, x, m, y, y_stride, stream);
-  else if (m <= 4) launch<Q, 2, 4>(w, rows, cols, x, m, y, y_stride, stream);
-  else launch<Q, 2, 8>(w, rows, cols, x, m, y, y_stride, stream);
+  constexpr int64_t kBlocksPerStep = 32 / Q::kLanes * kWarps;
+  const bool multi_step = cols / Q::kElems > kBlocksPerStep;
+  if (m == 1 && multi_step) launch<Q, 2, 1, 2>(w, rows, cols, x, m, y, y_stride, stream);
+  else if (m == 1) launch<Q, 2, 1, 1>(w, rows, cols, x, m, y, y_stride, stream);
+  else if (m == 2) launch<Q, 2, 2, 1>(w, rows, cols, x, m, y, y_stride, stream);
+  else if (m <= 4) launch<Q, 4, 4, 1>(w, rows, cols, x, m, y, y_stride, stream);
+  else launch<Q, 4, 8, 1>(w, rows, cols, x, m, y, y_stride, stream);
 }
 
 }  // namespace

@@ -18,6 +18,12 @@
 
 namespace velo::cuda::qdev {
 
+// ---- programmatic dependent launch (see detail::launch_pdl) ---------------------
+// Waits until the previous kernel in the stream has completed and its writes are visible.
+__device__ __forceinline__ void wait_for_inputs() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+// Lets the next kernel (a matvec) launch now; it still waits for this one to finish.
+__device__ __forceinline__ void allow_dependents() { asm volatile("griddepcontrol.launch_dependents;" :::); }
+
 // ---- scalars and loads ------------------------------------------------------
 __device__ __forceinline__ float half_to_float(uint32_t h) {
   return __half2float(__ushort_as_half(static_cast<unsigned short>(h)));
@@ -30,9 +36,11 @@ __device__ __forceinline__ uint32_t ld_u16(const uint8_t* p) {
 __device__ __forceinline__ uint32_t ld_u32(const uint8_t* p) { return __ldg(reinterpret_cast<const unsigned*>(p)); }
 __device__ __forceinline__ uint4 ld_u128(const uint8_t* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
 
-// N little-endian words at a 2-byte-aligned address: N+1 aligned 4-byte loads and a
-// funnel shift (half the load instructions of 2N 2-byte loads). Reads only words
-// that hold bytes of the run (an aligned run reloads its last word).
+// N little-endian words at a 2-byte-aligned address p: N aligned 4-byte loads from
+// p rounded down, the run's last 2 bytes, and funnel shifts (about half the load
+// instructions of 2N 2-byte loads). Reads nothing past the run (a misaligned run
+// reads the 2 bytes before it, which belong to the same block), so sanitizers and
+// tensors at the very end of an allocation are fine.
 template <int N>
 __device__ __forceinline__ void ld_words_a2(const uint8_t* p, uint32_t (&out)[N]) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
@@ -41,7 +49,7 @@ __device__ __forceinline__ void ld_words_a2(const uint8_t* p, uint32_t (&out)[N]
   uint32_t v[N + 1];
 #pragma unroll
   for (int i = 0; i < N; ++i) v[i] = __ldg(w + i);
-  v[N] = __ldg(w + (sh ? N : N - 1));
+  v[N] = ld_u16(p + 4 * N - 2);  // only used when misaligned: the run's last 2 bytes
 #pragma unroll
   for (int i = 0; i < N; ++i) out[i] = __funnelshift_r(v[i], v[i + 1], sh);
 }

@@ -4,11 +4,15 @@
 //  - Q8_K blocks of 256 (one warp per block, 8 elements per lane),
 //  - fp16 / bf16 rounding (round to nearest even).
 // Divisions are IEEE (no fast math), products are never fused with an add.
+// Launched with programmatic dependent launch (detail::launch_pdl): a kernel starts
+// while the one before it drains, lets its matvec launch at once (which then loads
+// weights), and waits for the kernel before it only to read x.
 #include <cuda_fp16.h>
 
 #include <algorithm>
 
 #include "backend/cuda/matmul_kernels.h"
+#include "backend/cuda/quant_dev.cuh"
 #include "quant/blocks.h"
 
 namespace velo::cuda::detail {
@@ -23,6 +27,8 @@ uint64_t align256(uint64_t n) { return (n + 255) / 256 * 256; }
 __global__ void __launch_bounds__(32 * kWarpsPerCta)
 quantize_q8_kernel(const float* __restrict__ x, int64_t nblocks, int8_t* __restrict__ qs, float* __restrict__ d,
                    float* __restrict__ s) {
+  qdev::allow_dependents();  // the matvec after this may start loading weights
+  qdev::wait_for_inputs();   // x comes from the kernel before
   const int64_t b = static_cast<int64_t>(blockIdx.x) * kWarpsPerCta + threadIdx.x / 32;
   if (b >= nblocks) return;  // whole warps leave together
   const int lane = threadIdx.x & 31;
@@ -48,6 +54,8 @@ quantize_q8_kernel(const float* __restrict__ x, int64_t nblocks, int8_t* __restr
 __global__ void __launch_bounds__(32 * kWarpsPerCta)
 quantize_q8k_kernel(const float* __restrict__ x, int64_t nblocks, int8_t* __restrict__ qs, float* __restrict__ d,
                     int32_t* __restrict__ bsum) {
+  qdev::allow_dependents();  // the matvec after this may start loading weights
+  qdev::wait_for_inputs();   // x comes from the kernel before
   const int64_t b = static_cast<int64_t>(blockIdx.x) * kWarpsPerCta + threadIdx.x / 32;
   if (b >= nblocks) return;
   const int lane = threadIdx.x & 31;
@@ -97,6 +105,8 @@ __device__ __forceinline__ uint16_t to_bf16(float f) {
 }
 
 __global__ void round_half_kernel(const float* __restrict__ x, int64_t n, bool bf16, uint16_t* __restrict__ out) {
+  qdev::allow_dependents();
+  qdev::wait_for_inputs();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     out[i] = bf16 ? to_bf16(x[i]) : __half_as_ushort(__float2half_rn(x[i]));
@@ -133,14 +143,15 @@ void quantize_act(ActQuant f, const float* x, int64_t m, int64_t cols, void* bas
   const int64_t nblocks = m * cols / (f == ActQuant::kQ8 ? 32 : QK_K);
   const auto grid = static_cast<unsigned>((nblocks + kWarpsPerCta - 1) / kWarpsPerCta);
   if (f == ActQuant::kQ8)
-    quantize_q8_kernel<<<grid, 32 * kWarpsPerCta, 0, stream>>>(x, nblocks, qs, d, const_cast<float*>(v.s));
+    launch_pdl(quantize_q8_kernel, grid, 32 * kWarpsPerCta, stream, x, nblocks, qs, d, const_cast<float*>(v.s));
   else
-    quantize_q8k_kernel<<<grid, 32 * kWarpsPerCta, 0, stream>>>(x, nblocks, qs, d, const_cast<int32_t*>(v.bsum));
+    launch_pdl(quantize_q8k_kernel, grid, 32 * kWarpsPerCta, stream, x, nblocks, qs, d,
+               const_cast<int32_t*>(v.bsum));
 }
 
 void round_act_half(const float* x, int64_t n, bool bf16, uint16_t* out, cudaStream_t stream) {
   const int64_t blocks = std::min<int64_t>((n + 255) / 256, 4096);
-  round_half_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(x, n, bf16, out);
+  launch_pdl(round_half_kernel, static_cast<unsigned>(blocks), 256, stream, x, n, bf16, out);
 }
 
 }  // namespace velo::cuda::detail
