@@ -23,6 +23,7 @@ if [ -f "$M/smol.part1" ] && [ -f "$M/smol.part2" ] && [ -f "$M/smol.part3" ] &&
   cat "$M"/smol.part[1-4] > "$M/SmolLM2-135M-Instruct.Q4_1.gguf" && rm -f "$M"/smol.part*
 fi
 export VELO_MODEL_CACHE=$M
+export LD_LIBRARY_PATH=$KEEP/bin/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 B=$KEEP/bin
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
 ls "$M"

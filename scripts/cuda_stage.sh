@@ -20,10 +20,15 @@ want_bins=1
 case "${1:-}" in smol*) want_bins=0 ;; esac
 if [ "$want_bins" = 1 ]; then
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVELO_CUDA=ON >/dev/null
-  cmake --build build -j"$(nproc)" --target velollm test_cuda bench_cuda_matmul
+  TARGETS=${TARGETS:-velollm test_cuda bench_cuda_matmul}
+  # shellcheck disable=SC2086
+  cmake --build build -j"$(nproc)" --target $TARGETS
   for b in build/velollm build/tests/test_cuda build/bench/bench_cuda_matmul; do
-    strip -o "$STAGE/bin/$(basename "$b")" "$b"
+    case " $TARGETS " in *" $(basename "$b") "*) strip -o "$STAGE/bin/$(basename "$b")" "$b" ;; esac
   done
+  # Shared libraries from Debian's packages that a GPU image may lack (the CUDA ones it has).
+  mkdir -p "$STAGE/bin/lib"
+  for lib in $(ldd build/velollm | awk '/httplib|brotli/ {print $3}'); do cp -L "$lib" "$STAGE/bin/lib/"; done
   if [ -x "$LLAMA/build/bin/llama-bench" ] && [ -x "$LLAMA/build/bin/llama-batched-bench" ]; then
     strip -o "$STAGE/bin/llama-bench" "$LLAMA/build/bin/llama-bench"
     strip -o "$STAGE/bin/llama-batched-bench" "$LLAMA/build/bin/llama-batched-bench"

@@ -10,8 +10,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
+#include "backend/cpu/matmul.h"
 #include "backend/cuda/devices.h"
+#include "backend/cuda/matmul.h"
+#include "backend/cuda/ops.h"
+#include "core/thread_pool.h"
+#include "quant/quant.h"
 #include "engine/model_runner.h"
 #include "model/tiny_model.h"
 #include "test_models.h"
@@ -235,6 +241,46 @@ TEST_P(TinyArch, LogitsMatchCpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, TinyArch, ::testing::Values("llama", "qwen2", "qwen3", "gemma3"));
+
+// SmolLM2's shapes (576 = 18 blocks, not a multiple of 256): matvec at m = 1..8
+// against the CPU, and the Q8_0 embedding rows bit for bit.
+TEST(CudaForward, SmolLM2ShapesMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  ThreadPool pool(2);
+  cudaStream_t st;
+  ASSERT_EQ(cudaStreamCreate(&st), cudaSuccess);
+  auto mm = cuda::Matmul::create({1536, 8, 1536 * 576}, st);
+  ASSERT_TRUE(mm.ok());
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q8_0}) {
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{576, 576}, {1536, 576}, {576, 1536}, {192, 576}}) {
+      for (int64_t m : {1, 5, 8}) {
+        std::vector<float> wf(rows * cols), x(m * cols), ref(m * rows), got(m * rows, NAN);
+        for (auto& v : wf) v = nd(rng) * 0.05f;
+        for (auto& v : x) v = nd(rng);
+        const uint64_t rb = *row_bytes(t, cols);
+        std::vector<uint8_t> w(rows * rb);
+        for (int64_t r = 0; r < rows; ++r) ASSERT_TRUE(quant::quantize_row(t, &wf[r * cols], &w[r * rb], cols).ok());
+        cpu::matmul({t, w.data(), rows, cols}, x.data(), m, ref.data(), pool);
+        void *dw, *dx, *dy;
+        cudaMalloc(&dw, w.size());
+        cudaMalloc(&dx, x.size() * 4);
+        cudaMalloc(&dy, got.size() * 4);
+        cudaMemcpy(dw, w.data(), w.size(), cudaMemcpyHostToDevice);
+        cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice);
+        (*mm)->run({t, dw, rows, cols}, static_cast<float*>(dx), m, static_cast<float*>(dy));
+        ASSERT_EQ(cudaStreamSynchronize(st), cudaSuccess);
+        cudaMemcpy(got.data(), dy, got.size() * 4, cudaMemcpyDeviceToHost);
+        EXPECT_LT(rel_err(got, ref), 1e-5) << type_name(t) << " " << rows << "x" << cols << " m=" << m;
+        cudaFree(dw);
+        cudaFree(dx);
+        cudaFree(dy);
+      }
+    }
+  }
+  cudaStreamDestroy(st);
+}
 
 // A placement that cannot fit is refused before loading, naming what would fit.
 TEST(CudaForward, TooLargeIsAClearError) {
