@@ -1,0 +1,381 @@
+// CUDA attention (paged_attention for decode tokens / short chunks, and
+// PrefillAttention for long chunks) against cpu::paged_attention, the oracle,
+// over a random paged KV cache (block size 16, blocks handed out in random
+// order), fresh random q/K/V every run, outputs poisoned with NaN first.
+//
+// Tolerance: max|gpu - cpu| / max|cpu| <= 1e-3 per case. Both paths normalise
+// the probabilities before rounding them to fp16 and compute exp exactly as
+// the CPU does, so they agree far better than that (typically ~1e-6); what is
+// left is the summation order of q.k (cuBLAS / lanes vs the CPU's lanes) and of
+// the split-K sums, which now and then flips one probability's fp16 rounding
+// (<= 1 ulp of fp16 = 1e-3 of that probability's contribution).
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "backend/cpu/attention.h"
+#include "backend/cpu/kv_cache.h"
+#include "backend/cuda/devices.h"
+#include "backend/cuda/ops.h"
+#include "core/thread_pool.h"
+#include "quant/fp16.h"
+
+namespace velo::cuda {
+namespace {
+
+void ck(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+#define CK(expr) ck((expr), #expr)
+
+// A device array of n T's, poisoned with 0xFF bytes (NaN for floats and halves).
+template <class T> class Dev {
+ public:
+  explicit Dev(size_t n) : n_(n) {
+    CK(cudaMalloc(&p_, std::max<size_t>(n, 1) * sizeof(T)));
+    CK(cudaMemset(p_, 0xFF, std::max<size_t>(n, 1) * sizeof(T)));
+  }
+  explicit Dev(const std::vector<T>& h) : Dev(h.size()) {
+    CK(cudaMemcpy(p_, h.data(), n_ * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  ~Dev() { cudaFree(p_); }
+  Dev(const Dev&) = delete;
+  Dev& operator=(const Dev&) = delete;
+  T* get() const { return p_; }
+  void upload(const std::vector<T>& h) { CK(cudaMemcpy(p_, h.data(), n_ * sizeof(T), cudaMemcpyHostToDevice)); }
+  std::vector<T> download() const {
+    std::vector<T> h(n_);
+    CK(cudaMemcpy(h.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost));
+    return h;
+  }
+
+ private:
+  T* p_ = nullptr;
+  size_t n_;
+};
+
+struct Shape {
+  int heads, kv_heads, hd;
+  float softcap = 0.0f;
+  int window = 0;
+};
+
+AttnArgs args_of(const Shape& s) {
+  AttnArgs a;
+  a.n_heads = s.heads;
+  a.n_kv_heads = s.kv_heads;
+  a.head_dim = s.hd;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(s.hd));
+  a.softcap = s.softcap;
+  a.window = s.window;
+  return a;
+}
+
+constexpr int kBlock = 16;
+
+// One layer of random K/V in a CPU cache and its copy on the device; each
+// sequence gets ceil(len / 16) blocks drawn from a shuffled pool (with spares).
+struct PagedKv {
+  cpu::KvCache cache;
+  cpu::KvLayerView view;
+  std::vector<std::vector<int32_t>> tables;
+  int max_blocks = 0;
+  std::unique_ptr<Dev<uint16_t>> dk, dv;
+  std::unique_ptr<Dev<int32_t>> dtables;  // [n_seqs][max_blocks], unused entries -1
+
+  PagedKv(const Shape& s, const std::vector<int>& lens, std::mt19937& rng) {
+    int need = 0;
+    for (int len : lens) {
+      need += (len + kBlock - 1) / kBlock;
+      max_blocks = std::max(max_blocks, (len + kBlock - 1) / kBlock);
+    }
+    const int num_blocks = need + 7;
+    auto c = cpu::KvCache::create(1, num_blocks, kBlock, s.kv_heads, s.hd);
+    if (!c.ok()) throw std::runtime_error(c.message());
+    cache = std::move(*c);
+    view = cache.layer(0);
+    const size_t elems = static_cast<size_t>(num_blocks) * kBlock * s.kv_heads * s.hd;
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (size_t i = 0; i < elems; ++i) view.k[i] = fp32_to_fp16(nd(rng));
+    for (size_t i = 0; i < elems; ++i) view.v[i] = fp32_to_fp16(nd(rng));
+    std::vector<int32_t> ids(num_blocks);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::shuffle(ids.begin(), ids.end(), rng);
+    std::vector<int32_t> flat(lens.size() * max_blocks, -1);
+    size_t next = 0;
+    for (size_t i = 0; i < lens.size(); ++i) {
+      tables.emplace_back();
+      for (int b = 0; b < (lens[i] + kBlock - 1) / kBlock; ++b) {
+        tables.back().push_back(ids[next]);
+        flat[i * max_blocks + b] = ids[next++];
+      }
+    }
+    dk = std::make_unique<Dev<uint16_t>>(std::vector<uint16_t>(view.k, view.k + elems));
+    dv = std::make_unique<Dev<uint16_t>>(std::vector<uint16_t>(view.v, view.v + elems));
+    dtables = std::make_unique<Dev<int32_t>>(flat);
+  }
+  KvLayer dev_layer(const Shape& s) const { return KvLayer{dk->get(), dv->get(), kBlock, s.kv_heads, s.hd}; }
+};
+
+cpu::AttnParams cpu_params(const Shape& s) {
+  const AttnArgs a = args_of(s);
+  return cpu::AttnParams{a.n_heads, a.n_kv_heads, a.head_dim, a.scale, a.softcap, a.window};
+}
+
+// The oracle for token rows laid out sequence after sequence (q_stride floats apart).
+std::vector<float> cpu_reference(const Shape& s, const PagedKv& kv, const std::vector<std::pair<int, int>>& seqs,
+                                 const std::vector<float>& q, int64_t stride, int max_ctx) {
+  std::vector<float> out(q.size(), NAN);
+  std::vector<cpu::AttnSeq> views;
+  int64_t row = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    views.push_back(cpu::AttnSeq{q.data() + row * stride, out.data() + row * stride, seqs[i].second, seqs[i].first,
+                                 kv.tables[i].data()});
+    row += seqs[i].second;
+  }
+  ThreadPool pool(static_cast<int>(std::max(2u, std::thread::hardware_concurrency())));
+  std::vector<float> scratch(cpu::attention_scratch_floats(pool.size(), max_ctx, s.hd));
+  cpu::paged_attention(cpu_params(s), kv.view, views, stride, stride, max_ctx, scratch.data(), pool);
+  return out;
+}
+
+// max|gpu - cpu| / max|cpu| over the heads' columns of T rows; every such
+// element must be finite and the padding after them untouched (still NaN).
+double compare(const std::vector<float>& gpu, const std::vector<float>& ref, int64_t T, int64_t stride, int64_t cols) {
+  double err = 0, mag = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t i = 0; i < stride; ++i) {
+      const float g = gpu[t * stride + i];
+      if (i >= cols) {
+        EXPECT_TRUE(std::isnan(g)) << "wrote padding at row " << t << " col " << i;
+        continue;
+      }
+      const float r = ref[t * stride + i];
+      if (!std::isfinite(g)) {
+        ADD_FAILURE() << "unwritten or non-finite output at row " << t << " col " << i << ": " << g;
+        return INFINITY;
+      }
+      err = std::max(err, std::fabs(static_cast<double>(g) - r));
+      mag = std::max(mag, std::fabs(static_cast<double>(r)));
+    }
+  }
+  return err / std::max(mag, 1e-30);
+}
+
+class CudaAttention : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (list_devices().empty()) GTEST_SKIP() << "no CUDA device";
+    CK(cudaStreamCreate(&stream_));
+    seed_ = std::random_device{}();
+    rng_.seed(seed_);
+  }
+  void TearDown() override {
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+  void sync() {
+    CK(cudaGetLastError());
+    CK(cudaStreamSynchronize(stream_));
+  }
+  std::vector<float> randn(size_t n, float sd) {
+    std::normal_distribution<float> nd(0.0f, sd);
+    std::vector<float> v(n);
+    for (auto& x : v) x = nd(rng_);
+    return v;
+  }
+
+  // Decode / short chunks: seqs = (start, n_tokens) each, all in one call.
+  void decode(const Shape& s, const std::vector<std::pair<int, int>>& seqs, int max_ctx, double tol = 1e-3) {
+    std::vector<int> lens;
+    std::vector<int32_t> tok_seq, tok_pos;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      lens.push_back(seqs[i].first + seqs[i].second);
+      for (int t = 0; t < seqs[i].second; ++t) {
+        tok_seq.push_back(static_cast<int32_t>(i));
+        tok_pos.push_back(seqs[i].first + t);
+      }
+    }
+    const PagedKv kv(s, lens, rng_);
+    const int64_t T = static_cast<int64_t>(tok_pos.size()), cols = int64_t{s.heads} * s.hd, stride = cols + 8;
+    const std::vector<float> q = randn(T * stride, 2.0f);
+    const auto ref = cpu_reference(s, kv, seqs, q, stride, max_ctx);
+
+    const AttnArgs a = args_of(s);
+    Dev<float> dq(q), dout(T * stride);
+    Dev<int32_t> dseq(tok_seq), dpos(tok_pos);
+    Dev<uint8_t> scratch(paged_attention_scratch_bytes(a, T, max_ctx));
+    const AttnBatch b{dseq.get(), dpos.get(), kv.dtables->get(), kv.max_blocks};
+    paged_attention(a, kv.dev_layer(s), b, dq.get(), dout.get(), T, stride, max_ctx, scratch.get(), stream_);
+    sync();
+    const double err = compare(dout.download(), ref, T, stride, cols);
+    std::printf("  decode %d/%d hd %d cap %g win %d T %lld max_ctx %d: rel err %.2e\n", s.heads, s.kv_heads, s.hd,
+                s.softcap, s.window, static_cast<long long>(T), max_ctx, err);
+    EXPECT_LE(err, tol) << "seed " << seed_;
+  }
+
+  void prefill(const Shape& s, int start, int n, int max_tokens, int max_ctx, double tol = 1e-3) {
+    const std::vector<std::pair<int, int>> seqs{{start, n}};
+    const PagedKv kv(s, {start + n}, rng_);
+    const int64_t cols = int64_t{s.heads} * s.hd, stride = cols + 8;
+    const std::vector<float> q = randn(n * stride, 2.0f);
+    const auto ref = cpu_reference(s, kv, seqs, q, stride, max_ctx);
+
+    const AttnArgs a = args_of(s);
+    auto pa = PrefillAttention::create(a, max_tokens, max_ctx, stream_);
+    ASSERT_TRUE(pa.ok()) << pa.message();
+    Dev<float> dq(q), dout(n * stride);
+    (*pa)->run(kv.dev_layer(s), kv.dtables->get(), start, n, dq.get(), dout.get(), stride);
+    sync();
+    const double err = compare(dout.download(), ref, n, stride, cols);
+    std::printf("  prefill %d/%d hd %d cap %g win %d start %d n %d: rel err %.2e\n", s.heads, s.kv_heads, s.hd,
+                s.softcap, s.window, start, n, err);
+    EXPECT_LE(err, tol) << "seed " << seed_;
+  }
+
+  cudaStream_t stream_ = nullptr;
+  uint32_t seed_ = 0;
+  std::mt19937 rng_;
+};
+
+// Lengths 1, 3, 3000 and others in one batch, one token each.
+const std::vector<std::pair<int, int>> kMixed{{0, 1}, {2, 1}, {2999, 1}, {700, 1}, {127, 1}};
+
+TEST_F(CudaAttention, DecodeGqa4Hd128) { decode({32, 8, 128}, kMixed, 3072); }
+TEST_F(CudaAttention, DecodeMhaHd64) { decode({8, 8, 64}, kMixed, 3072); }
+TEST_F(CudaAttention, DecodeGqa8Hd256SoftCap) { decode({16, 2, 256, 20.0f}, kMixed, 3072); }
+TEST_F(CudaAttention, DecodeGqa4Hd256WindowSoftCap) { decode({8, 2, 256, 20.0f, 512}, kMixed, 3072); }
+TEST_F(CudaAttention, DecodeGqa1Hd128Window) { decode({4, 4, 128, 0.0f, 100}, kMixed, 3072); }
+TEST_F(CudaAttention, DecodeGqa16TwoHeadTiles) { decode({32, 2, 64}, kMixed, 3072); }
+TEST_F(CudaAttention, DecodeGqa3Hd80) { decode({12, 4, 80}, kMixed, 3072); }
+TEST_F(CudaAttention, DecodeGqa6Hd96Window) { decode({12, 2, 96, 0.0f, 33}, kMixed, 4096); }
+TEST_F(CudaAttention, DecodeBatch1LongContext) { decode({32, 8, 128}, {{8191, 1}}, 8192); }
+TEST_F(CudaAttention, DecodeShortChunks) { decode({16, 4, 128, 0.0f, 0}, {{40, 7}, {0, 16}, {1000, 5}}, 2048); }
+// max_ctx so large that the logits do not fit the scratch: pass 2 recomputes q.K.
+TEST_F(CudaAttention, DecodeRecomputesLogits) { decode({32, 8, 128, 30.0f, 0}, kMixed, 1 << 20); }
+// Enough tokens for one split per token (no combine pass).
+TEST_F(CudaAttention, DecodeManyTokensOneSplit) {
+  std::vector<std::pair<int, int>> seqs;
+  std::uniform_int_distribution<int> len(0, 600);
+  for (int i = 0; i < 70; ++i) seqs.push_back({len(rng_), 1});
+  decode({32, 8, 64}, seqs, 1024);
+}
+
+// One capture, replayed after the positions changed on the device: the grid
+// must not depend on the lengths.
+TEST_F(CudaAttention, DecodeGraphReplayWithNewLengths) {
+  const Shape s{32, 8, 128};
+  const int max_ctx = 4096;
+  const std::vector<int> first{5, 100, 2000}, second{6, 3000, 17};
+  std::vector<int> lens;
+  for (size_t i = 0; i < first.size(); ++i) lens.push_back(std::max(first[i], second[i]) + 1);
+  const PagedKv kv(s, lens, rng_);
+  const int64_t T = 3, cols = int64_t{s.heads} * s.hd, stride = cols;
+  const std::vector<float> q = randn(T * stride, 2.0f);
+  const AttnArgs a = args_of(s);
+  Dev<float> dq(q), dout(T * stride);
+  Dev<int32_t> dseq(std::vector<int32_t>{0, 1, 2}), dpos(std::vector<int32_t>(first.begin(), first.end()));
+  Dev<uint8_t> scratch(paged_attention_scratch_bytes(a, T, max_ctx));
+  const AttnBatch b{dseq.get(), dpos.get(), kv.dtables->get(), kv.max_blocks};
+  cudaGraph_t graph;
+  CK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  paged_attention(a, kv.dev_layer(s), b, dq.get(), dout.get(), T, stride, max_ctx, scratch.get(), stream_);
+  CK(cudaStreamEndCapture(stream_, &graph));
+  cudaGraphExec_t exec;
+  CK(cudaGraphInstantiate(&exec, graph, 0));
+  for (const auto* pos : {&first, &second}) {
+    dpos.upload(std::vector<int32_t>(pos->begin(), pos->end()));
+    CK(cudaGraphLaunch(exec, stream_));
+    sync();
+    std::vector<std::pair<int, int>> seqs;
+    for (int p : *pos) seqs.push_back({p, 1});
+    const auto ref = cpu_reference(s, kv, seqs, q, stride, max_ctx);
+    EXPECT_LE(compare(dout.download(), ref, T, stride, cols), 1e-3) << "seed " << seed_;
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+}
+
+TEST_F(CudaAttention, PrefillGqa4Hd128) {
+  for (int n : {1, 17, 300}) {
+    prefill({32, 8, 128}, 0, n, 300, 2048);
+    prefill({32, 8, 128}, 45, n, 300, 2048);
+  }
+}
+TEST_F(CudaAttention, PrefillMhaHd64Window) {
+  for (int n : {1, 17, 300}) prefill({8, 8, 64, 0.0f, 64}, 1000, n, 512, 2048);
+  prefill({8, 8, 64, 0.0f, 64}, 0, 300, 512, 2048);
+}
+TEST_F(CudaAttention, PrefillGqa8Hd256SoftCap) {
+  for (int n : {1, 17, 300}) prefill({16, 2, 256, 30.0f}, 333, n, 300, 1024);
+}
+TEST_F(CudaAttention, PrefillGqa2Hd256WindowSoftCap) { prefill({8, 4, 256, 50.0f, 100}, 260, 300, 300, 1024); }
+// Several query tiles (a long prefix and many heads), with and without a window.
+TEST_F(CudaAttention, PrefillManyTiles) {
+  prefill({32, 8, 128}, 2000, 300, 300, 4096);
+  prefill({32, 8, 128, 0.0f, 256}, 2000, 300, 300, 4096);
+  prefill({32, 4, 64}, 0, 1000, 1024, 16384);
+}
+
+// Timings on the GPU (not a correctness check): ./test_cuda --gtest_also_run_disabled_tests
+// --gtest_filter='*Timing*'
+TEST_F(CudaAttention, DISABLED_Timing) {
+  const Shape s{32, 8, 128};
+  const AttnArgs a = args_of(s);
+  auto time_us = [&](auto&& fn) {
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    fn();
+    sync();
+    const int reps = 50;
+    CK(cudaEventRecord(e0, stream_));
+    for (int i = 0; i < reps; ++i) fn();
+    CK(cudaEventRecord(e1, stream_));
+    sync();
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, e0, e1));
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return 1000.0 * ms / reps;
+  };
+  for (int len : {512, 2048, 8192}) {
+    const int max_ctx = 8192;
+    const PagedKv kv(s, {len}, rng_);
+    Dev<float> dq(randn(s.heads * s.hd, 1.0f)), dout(s.heads * s.hd);
+    Dev<int32_t> dseq(std::vector<int32_t>{0}), dpos(std::vector<int32_t>{len - 1});
+    Dev<uint8_t> scratch(paged_attention_scratch_bytes(a, 1, max_ctx));
+    const AttnBatch b{dseq.get(), dpos.get(), kv.dtables->get(), kv.max_blocks};
+    const double us = time_us([&] {
+      paged_attention(a, kv.dev_layer(s), b, dq.get(), dout.get(), 1, s.heads * s.hd, max_ctx, scratch.get(),
+                      stream_);
+    });
+    const double gbs = 2.0 * len * s.kv_heads * s.hd * 2 / (us * 1e3);
+    std::printf("  decode batch 1, 32/8 heads, hd 128, ctx %5d (max_ctx %d): %7.1f us (%.0f GB/s of K+V)\n", len,
+                max_ctx, us, gbs);
+  }
+  for (int n : {512, 2048}) {
+    const PagedKv kv(s, {n}, rng_);
+    auto pa = PrefillAttention::create(a, n, n, stream_);
+    ASSERT_TRUE(pa.ok()) << pa.message();
+    Dev<float> dq(randn(static_cast<size_t>(n) * s.heads * s.hd, 1.0f)), dout(static_cast<size_t>(n) * s.heads * s.hd);
+    const double us =
+        time_us([&] { (*pa)->run(kv.dev_layer(s), kv.dtables->get(), 0, n, dq.get(), dout.get(), s.heads * s.hd); });
+    const double tflops = 4.0 * s.heads * s.hd * (static_cast<double>(n) * (n + 1) / 2) / (us * 1e6);
+    std::printf("  prefill n %d start 0, 32/8 heads, hd 128: %8.1f us (%.0f causal TFLOP/s)\n", n, us, tflops);
+  }
+}
+
+}  // namespace
+}  // namespace velo::cuda
