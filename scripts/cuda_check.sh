@@ -73,6 +73,14 @@ for step in "$@"; do
       [ -x "$B/llama-bench" ] && llama=$B
       "$B/velollm" bench-gpu "${args[@]}" --llama-bin "$llama" --json "$OUT/bench.json" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.txt"
       ;;
+    memcheck)  # compute-sanitizer over the benchmark's code paths on a 2-layer 8B-shaped model
+      for t in ${SYNTH_TYPES:-bf16 q4_k}; do
+        f=$M/l8b-2layers-$t.gguf
+        [ -f "$f" ] || "$B/velollm" synth --preset llama-3.1-8b --layers 2 --type "$t" --vocab-from "$M/velo-code-40m.Q8_0.gguf" -o "$f" 2>&1 | tail -n 1
+        compute-sanitizer --tool memcheck --print-limit 5 "$B/velollm" bench-gpu -m "$f" --tg 4 --ttft 40,300 \
+          --concurrency 2,9 --conc-prompt 20 --conc-gen 3 -r 1 --llama-bin none 2>&1 | tail -n 40
+      done
+      ;;
     *) echo "unknown step '$step'" ;;
   esac
 done

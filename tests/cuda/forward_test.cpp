@@ -19,6 +19,7 @@
 #include "core/thread_pool.h"
 #include "quant/quant.h"
 #include "engine/model_runner.h"
+#include "model/config.h"
 #include "model/tiny_model.h"
 #include "test_models.h"
 
@@ -119,11 +120,46 @@ TEST_P(GreedyVsCpu, SixtyFourTokensIdentical) {
 INSTANTIATE_TEST_SUITE_P(
     RealModels, GreedyVsCpu,
     ::testing::Values(Case{"velo-code-40m.Q8_0.gguf", "class Stack:\n    def __init__(self):\n"},
+                      Case{"velo-code-40m.Q8_0.gguf", "def f("},
                       Case{"SmolLM2-135M-Instruct.Q4_1.gguf", "The three primary colors are"},
                       Case{"SmolLM2-135M-Instruct.Q4_1.gguf",
                            "Write a short story about a robot who learns to paint. Once upon a time, in a small "
                            "workshop at the edge of a busy city, there lived a robot named"}),
     [](const auto& info) { return "case" + std::to_string(info.index); });
+
+// Where a difference starts: the first k layers on the GPU, the rest on the CPU,
+// for growing k (a diagnostic: prints the prompt logits' error per split).
+class LayerSweep : public ::testing::TestWithParam<Case> {};
+
+TEST_P(LayerSweep, ErrorStaysSmallThroughTheLayers) {
+  SKIP_WITHOUT_GPU();
+  const std::string path = test::model_path(GetParam().model);
+  ASSERT_FALSE(path.empty());
+  auto cpu = load(path, Device::Cpu);
+  ASSERT_TRUE(cpu);
+  const auto prompt = cpu->tokenizer().encode(GetParam().prompt, true);
+  StepPlan p;
+  p.seqs = {seq(1, prompt, 0, 0, cpu->block_size())};
+  auto lc = cpu->execute(p);
+  ASSERT_TRUE(lc.ok());
+  const std::vector<float> ref(lc->begin(), lc->end());
+  const int L = cpu->config().n_layer;
+  for (int k : {1, 2, L / 4, L / 2, L - 1, L}) {
+    auto gpu = load(path, Device::Cuda, k);
+    ASSERT_TRUE(gpu);
+    auto lg = gpu->execute(p);
+    ASSERT_TRUE(lg.ok()) << lg.message();
+    const double e = rel_err(*lg, ref);
+    std::printf("  %s, %zu-token prompt, %2d/%d layers on the GPU: logits rel err %.2e\n", GetParam().model,
+                prompt.size(), k, L, e);
+    EXPECT_LT(e, 2e-2) << k << " layers";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(RealModels, LayerSweep,
+                         ::testing::Values(Case{"velo-code-40m.Q8_0.gguf", "def f("},
+                                           Case{"SmolLM2-135M-Instruct.Q4_1.gguf", "The three primary colors are"}),
+                         [](const auto& info) { return "case" + std::to_string(info.index); });
 
 // Several sequences in one step: a long chunk (tensor-core attention), a chunk
 // continuing a cached prefix, and decode tokens, against the CPU step by step.

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <functional>
 
+#include <unistd.h>
+
 namespace velo::cuda {
 namespace {
 
@@ -119,7 +121,9 @@ Result<DevModel> upload_model(const ModelConfig& cfg, const ModelWeights& w, int
       if (e != cudaSuccess) st = cuda_status(e, "upload");
       cur ^= 1;
       copied += n;
-      const int pct = static_cast<int>(copied * 100 / std::max<uint64_t>(total, 1));
+      // Every percent on a terminal, every 10% in a log.
+      const int step = isatty(fileno(stderr)) ? 1 : 10;
+      const int pct = static_cast<int>(copied * 100 / std::max<uint64_t>(total, 1)) / step * step;
       if (progress && pct != last_pct) {
         last_pct = pct;
         std::fprintf(stderr, "\rloading weights to the GPU: %3d%% (%.1f / %.1f GiB)", pct, copied / 1073741824.0,
