@@ -62,7 +62,9 @@ for step in "$@"; do
     synth)
       for t in ${SYNTH_TYPES:-bf16 q4_k}; do
         f=$M/llama-3.1-8b-$t.gguf
-        [ -f "$f" ] || "$B/velollm" synth --preset llama-3.1-8b --type "$t" --vocab-from "$M/velo-code-40m.Q8_0.gguf" -o "$f"
+        vocab=$M/velo-code-40m.Q8_0.gguf
+        [ -f "$vocab" ] || vocab=$(ls "$M"/velo-code-40m.*.gguf "$M"/SmolLM2*.gguf 2>/dev/null | head -n 1)
+        [ -f "$f" ] || "$B/velollm" synth --preset llama-3.1-8b --type "$t" --vocab-from "$vocab" -o "$f"
       done
       ls -la "$M"
       ;;
@@ -72,6 +74,10 @@ for step in "$@"; do
       llama=none
       [ -x "$B/llama-bench" ] && llama=$B
       "$B/velollm" bench-gpu "${args[@]}" --llama-bin "$llama" --json "$OUT/bench.json" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.txt"
+      ;;
+    memcheck8b)  # compute-sanitizer on a few decode steps of the full 32-layer model
+      f=$M/llama-3.1-8b-bf16.gguf
+      compute-sanitizer --tool memcheck --print-limit 5 "$B/velollm" run -m "$f" --device cuda -p "hello" -n 3 -v 2>&1 | grep -v "loading weights" | tail -n 30
       ;;
     memcheck)  # compute-sanitizer over the benchmark's code paths on a 2-layer 8B-shaped model
       for t in ${SYNTH_TYPES:-bf16 q4_k}; do

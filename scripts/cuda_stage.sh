@@ -49,13 +49,15 @@ rm -rf "$STAGE/bin"
 for m in "${@:-velo-code}"; do
   case "$m" in
     velo-code) cp "$MODELS/velo-code-40m.Q8_0.gguf" "$STAGE/models/" ;;
+    velo-code-q4)  # Q4_1 and Q4_K versions of velo-code: end-to-end checks of those kernels
+      for t in Q4_1 Q4_K; do build/velollm quantize "$MODELS/velo-code-40m.Q8_0.gguf" "$STAGE/models/velo-code-40m.$t.gguf" $t >/dev/null; done ;;
     smol12 | smol34)
       q=$(( ($(stat -c %s "$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf") + 3) / 4 ))
       first=${m:4:1}
       for i in $first $((first + 1)); do
         dd if="$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf" of="$STAGE/models/smol.part$i" bs=$q skip=$((i - 1)) count=1 status=none
       done ;;
-    *) echo "unknown model '$m' (velo-code, smol12, smol34)" >&2; exit 2 ;;
+    *) echo "unknown model '$m' (velo-code, velo-code-q4, smol12, smol34)" >&2; exit 2 ;;
   esac
 done
 du -sh "$STAGE"

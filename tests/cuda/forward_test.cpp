@@ -19,7 +19,9 @@
 #include "core/thread_pool.h"
 #include "quant/quant.h"
 #include "engine/model_runner.h"
+#include "backend/cpu/ops.h"
 #include "model/config.h"
+#include "model/weights.h"
 #include "model/tiny_model.h"
 #include "test_models.h"
 
@@ -121,6 +123,9 @@ INSTANTIATE_TEST_SUITE_P(
     RealModels, GreedyVsCpu,
     ::testing::Values(Case{"velo-code-40m.Q8_0.gguf", "class Stack:\n    def __init__(self):\n"},
                       Case{"velo-code-40m.Q8_0.gguf", "def f("},
+                      // velo-code re-quantized by `velollm quantize` (scripts/cuda_stage.sh writes them)
+                      Case{"velo-code-40m.Q4_1.gguf", "def f("},
+                      Case{"velo-code-40m.Q4_K.gguf", "def f("},
                       Case{"SmolLM2-135M-Instruct.Q4_1.gguf", "The three primary colors are"},
                       Case{"SmolLM2-135M-Instruct.Q4_1.gguf",
                            "Write a short story about a robot who learns to paint. Once upon a time, in a small "
@@ -158,6 +163,7 @@ TEST_P(LayerSweep, ErrorStaysSmallThroughTheLayers) {
 
 INSTANTIATE_TEST_SUITE_P(RealModels, LayerSweep,
                          ::testing::Values(Case{"velo-code-40m.Q8_0.gguf", "def f("},
+                                           Case{"velo-code-40m.Q4_1.gguf", "def f("},
                                            Case{"SmolLM2-135M-Instruct.Q4_1.gguf", "The three primary colors are"}),
                          [](const auto& info) { return "case" + std::to_string(info.index); });
 
@@ -309,6 +315,68 @@ TEST(CudaForward, SmolLM2ShapesMatchCpu) {
         ASSERT_EQ(cudaStreamSynchronize(st), cudaSuccess);
         cudaMemcpy(got.data(), dy, got.size() * 4, cudaMemcpyDeviceToHost);
         EXPECT_LT(rel_err(got, ref), 1e-5) << type_name(t) << " " << rows << "x" << cols << " m=" << m;
+        cudaFree(dw);
+        cudaFree(dx);
+        cudaFree(dy);
+      }
+    }
+  }
+  cudaStreamDestroy(st);
+}
+
+// SmolLM2's own layer-0 weights on activations shaped like its real ones
+// (normed embeddings of a prompt): the GPU matvec against the CPU.
+TEST(CudaForward, SmolLM2RealWeightsMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  auto f = gguf::File::open(test::model_path("SmolLM2-135M-Instruct.Q4_1.gguf"));
+  ASSERT_TRUE(f.ok());
+  auto cfg = parse_config(**f);
+  ASSERT_TRUE(cfg.ok());
+  auto w = bind_weights(**f, *cfg);
+  ASSERT_TRUE(w.ok());
+  const int E = cfg->n_embd;
+  const std::vector<int32_t> toks{1, 504, 1341, 3526, 5399};
+  std::vector<float> x(toks.size() * cfg->n_ff);
+  const uint64_t rb = *row_bytes(w->tok_embd.type, E);
+  for (size_t t = 0; t < toks.size(); ++t) {
+    ASSERT_TRUE(quant::dequantize_row(w->tok_embd.type, static_cast<const uint8_t*>(w->tok_embd.data) + toks[t] * rb,
+                                      &x[t * E], E).ok());
+    cpu::rmsnorm(&x[t * E], w->layers[0].attn_norm, &x[t * E], E, cfg->norm_eps);
+  }
+  ThreadPool pool(2);
+  cudaStream_t st;
+  ASSERT_EQ(cudaStreamCreate(&st), cudaSuccess);
+  auto mm = cuda::Matmul::create({cfg->n_ff, 8, int64_t{cfg->n_ff} * E}, st);
+  ASSERT_TRUE(mm.ok());
+  // Inputs of the output and down projections: heavy-tailed, a few huge channels and exact zeros.
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> wide(5 * cfg->n_ff);
+  for (size_t i = 0; i < wide.size(); ++i) {
+    const float v = nd(rng);
+    wide[i] = i % 97 == 0 ? 1500.0f * v : i % 13 == 0 ? 0.0f : v * v * v;
+  }
+  for (int il : {0, 5, 20}) {
+    const LayerWeights& L = w->layers[il];
+    for (const cpu::WeightMatrix* m : {&L.wq, &L.wk, &L.wv, &L.w_gate, &L.w_up, &L.wo, &L.w_down}) {
+      const bool tail = m == &L.wo || m == &L.w_down;
+      if (tail)
+        for (int64_t t = 0; t < 5; ++t)
+          std::copy_n(&wide[t * cfg->n_ff], m->cols, &x[t * m->cols]);
+      for (int64_t n : {1, 5}) {
+        std::vector<float> ref(n * m->rows), got(n * m->rows, NAN);
+        cpu::matmul(*m, x.data(), n, ref.data(), pool);
+        const uint64_t bytes = m->rows * *row_bytes(m->type, m->cols);
+        void *dw, *dx, *dy;
+        cudaMalloc(&dw, bytes);
+        cudaMalloc(&dx, x.size() * 4);
+        cudaMalloc(&dy, got.size() * 4);
+        cudaMemcpy(dw, m->data, bytes, cudaMemcpyHostToDevice);
+        cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice);
+        (*mm)->run({m->type, dw, m->rows, m->cols}, static_cast<float*>(dx), n, static_cast<float*>(dy));
+        ASSERT_EQ(cudaStreamSynchronize(st), cudaSuccess);
+        cudaMemcpy(got.data(), dy, got.size() * 4, cudaMemcpyDeviceToHost);
+        EXPECT_LT(rel_err(got, ref), 1e-5) << "layer " << il << " " << m->rows << "x" << m->cols << " m=" << n;
         cudaFree(dw);
         cudaFree(dx);
         cudaFree(dy);

@@ -77,7 +77,12 @@ uint64_t ForwardShape::host_bytes() const {
   return meta_bytes() + (uint64_t(lim.max_batch_tokens) * cfg.n_embd + uint64_t(lim.max_seqs) * cfg.n_vocab) * 4;
 }
 uint64_t ForwardShape::paged_scratch_bytes() const {
-  return std::max<uint64_t>(paged_attention_scratch_bytes(attn_args(false), lim.max_batch_tokens, lim.ctx_size), 256);
+  // The kernel splits keys more finely when fewer tokens fill the GPU, so the
+  // scratch a step needs is not monotonic in its token count: take the largest.
+  uint64_t b = 256;
+  for (int32_t t = 1; t <= lim.max_batch_tokens; ++t)
+    b = std::max(b, paged_attention_scratch_bytes(attn_args(false), t, lim.ctx_size));
+  return b;
 }
 
 uint64_t ForwardShape::scratch_bytes(const ModelWeights& w, int gpu_layers) const {
