@@ -23,7 +23,10 @@ __device__ __forceinline__ float exp_cpu(float x) {
   const float lo = __fmaf_rn(0x1.ffffecp-1f, b, 1.0f);
   const float j = __fmaf_rn(__fmaf_rn(hi, u, mid), u, lo);
   if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : __int_as_float(0x7f800000);
-  return ldexpf(j, static_cast<int>(n));  // exact, like _mm512_scalef_ps
+  // j * 2^n with one rounding, like _mm512_scalef_ps: two power-of-two factors
+  // (each a normal float); the first product is exact, the second rounds.
+  const int ni = static_cast<int>(n), n1 = ni >> 1, n2 = ni - n1;
+  return __fmul_rn(__fmul_rn(j, __int_as_float((n1 + 127) << 23)), __int_as_float((n2 + 127) << 23));
 }
 
 // A raw q.k product -> the logit the softmax sees: cpu::softcap (tanh(x * (1/cap)) * cap)

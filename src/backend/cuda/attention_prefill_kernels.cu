@@ -57,16 +57,22 @@ __global__ void __launch_bounds__(kThreads) gather_kernel(const GatherArgs a) {
   *reinterpret_cast<uint4*>(a.qh + dst) = packed;
 }
 
+// One thread per V floats (V = 4 when out rows allow 16-byte stores, else 1).
+template <int V>
 __global__ void __launch_bounds__(kThreads)
     scatter_kernel(const float* o, int n, int n_heads, int group, int head_dim, float* out, int64_t q_stride) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  const int64_t i = (static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x) * V;
   const int64_t row = static_cast<int64_t>(n_heads) * head_dim;
   if (i >= n * row) return;
   const int t = static_cast<int>(i / row);
   const int hd = static_cast<int>(i - t * row);
   const int h = hd / head_dim, d = hd - h * head_dim;
   const int kvh = h / group, g = h - kvh * group;
-  out[t * q_stride + hd] = o[((static_cast<int64_t>(kvh) * n + t) * group + g) * head_dim + d];
+  const float* src = o + ((static_cast<int64_t>(kvh) * n + t) * group + g) * head_dim + d;
+  if constexpr (V == 4)
+    *reinterpret_cast<float4*>(out + t * q_stride + hd) = *reinterpret_cast<const float4*>(src);
+  else
+    out[t * q_stride + hd] = *src;
 }
 
 unsigned blocks_for(int64_t items) { return static_cast<unsigned>((items + kThreads - 1) / kThreads); }
@@ -86,9 +92,12 @@ void gather(const KvLayer& kv, const int32_t* block_table, int k0, int k1, int c
 void scatter(const float* o, int n, int n_heads, int n_kv_heads, int head_dim, float* out, int64_t q_stride,
              cudaStream_t stream) {
   const int64_t items = static_cast<int64_t>(n) * n_heads * head_dim;
-  if (items > 0)
-    scatter_kernel<<<blocks_for(items), kThreads, 0, stream>>>(o, n, n_heads, n_heads / n_kv_heads, head_dim, out,
-                                                                q_stride);
+  if (items <= 0) return;
+  const int group = n_heads / n_kv_heads;
+  if (reinterpret_cast<uintptr_t>(out) % 16 == 0 && q_stride % 4 == 0)  // head_dim % 16 == 0 already
+    scatter_kernel<4><<<blocks_for(items / 4), kThreads, 0, stream>>>(o, n, n_heads, group, head_dim, out, q_stride);
+  else
+    scatter_kernel<1><<<blocks_for(items), kThreads, 0, stream>>>(o, n, n_heads, group, head_dim, out, q_stride);
 }
 
 }  // namespace velo::cuda::prefill

@@ -1,11 +1,12 @@
-// PrefillAttention's softmax between the two GEMMs, one warp per S row,
-// mirroring cpu::softmax: exp as the CPU computes it, sums of 16 keys aligned
+// PrefillAttention's softmax between the two GEMMs, `lanes` lanes of a warp
+// per S row (as few as hold the tile's widest row in registers, so short rows
+// share a warp), mirroring cpu::softmax: exp as the CPU computes it, sums of 16 keys aligned
 // to multiples of 16 (tree order of _mm512_reduce_add_ps) accumulated in
 // double, p = fp16(e * float(1 / sum)). P overwrites S in place.
 //
-// Rows of up to 32 * kResident * 16 keys are read once into registers; longer
-// rows take three sweeps through L2 (max; exp stored back; P written in rounds
-// that only overwrite bytes already read).
+// Rows of up to lanes * kResident * 16 keys are read once into registers;
+// longer rows (lanes = 32) take three sweeps through L2 (max; exp stored back;
+// P written in rounds that only overwrite bytes already read).
 #include <cuda_fp16.h>
 
 #include "backend/cuda/attention_math.cuh"
@@ -15,8 +16,15 @@ namespace velo::cuda::prefill {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int kRowsPerCta = kThreads / 32;
 constexpr int kResident = 4;  // 16-key chunks per lane held in registers
+
+// Lanes per row for rows of up to `width` columns: a power of two <= 32.
+int lanes_for(int width) {
+  const int chunks = (width + 15) / 16;
+  int lanes = 1;
+  while (lanes < 32 && lanes * kResident < chunks) lanes *= 2;
+  return lanes;
+}
 
 __device__ __forceinline__ void load16(const float* p, float (&x)[16]) {
   const float4* p4 = reinterpret_cast<const float4*>(p);
@@ -62,14 +70,13 @@ __device__ __forceinline__ float reduce16(const float (&a)[16]) {
   return __fadd_rn(__fadd_rn(t4[0], t4[2]), __fadd_rn(t4[1], t4[3]));
 }
 
-__device__ __forceinline__ float warp_max(float x) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, off));
+// Max / sum over the `lanes` lanes of a row (an aligned group of the warp).
+__device__ __forceinline__ float row_max(float x, int lanes) {
+  for (int off = lanes / 2; off > 0; off >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, off));
   return x;
 }
-__device__ __forceinline__ double warp_sum(double x) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) x += __shfl_xor_sync(0xffffffffu, x, off);
+__device__ __forceinline__ double row_sum(double x, int lanes) {
+  for (int off = lanes / 2; off > 0; off >>= 1) x += __shfl_xor_sync(0xffffffffu, x, off);
   return x;
 }
 
@@ -84,26 +91,27 @@ struct Row {
   }
 };
 
-__global__ void __launch_bounds__(kThreads) softmax_kernel(const SoftmaxTile a) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerCta + threadIdx.x / 32;
-  if (row >= static_cast<int64_t>(a.rows) * a.n_kv_heads) return;  // the whole warp
-  const int lane = threadIdx.x % 32;
-  const int kvh = static_cast<int>(row / a.rows), r = static_cast<int>(row % a.rows);
+__global__ void __launch_bounds__(kThreads) softmax_kernel(const SoftmaxTile a, int lanes) {
+  const int64_t row = (static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x) / lanes;
+  const int lane = threadIdx.x % lanes;
+  // Lanes past the last row keep going (no loads or stores) for the warp-wide syncs.
+  const bool live = row < static_cast<int64_t>(a.rows) * a.n_kv_heads;
+  const int kvh = live ? static_cast<int>(row / a.rows) : 0, r = live ? static_cast<int>(row % a.rows) : 0;
   const int pos = a.pos0 + r / a.group;
   const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
   const Row rw{lo - a.key0, pos + 1 - a.key0, a.scale, a.softcap, a.softcap > 0.0f ? 1.0f / a.softcap : 0.0f};
   float* s = a.s + kvh * a.head_stride + static_cast<int64_t>(r) * a.ld;
   __half* p = reinterpret_cast<__half*>(s);
-  const int first = rw.c_lo / 16, last = (rw.c_hi + 15) / 16;  // chunks holding visible keys
-  const int n_chunks = (a.width + 15) / 16;                      // chunks of P to write
+  const int first = live ? rw.c_lo / 16 : 0, last = live ? (rw.c_hi + 15) / 16 : 0;  // chunks with visible keys
+  const int n_chunks = live ? (a.width + 15) / 16 : 0;                                 // chunks of P to write
 
-  if (last - first <= 32 * kResident) {
-    // One read: lane's chunks first + lane + 32k in registers.
+  if (lanes < 32 || last - first <= 32 * kResident) {
+    // One read: this lane's chunks first + lane + lanes*k in registers.
     float x[kResident][16];
     float mx = -INFINITY;
 #pragma unroll
     for (int k = 0; k < kResident; ++k) {
-      const int c = first + lane + 32 * k;
+      const int c = first + lane + lanes * k;
       if (c < last) {
         load16(s + c * 16, x[k]);
 #pragma unroll
@@ -113,25 +121,25 @@ __global__ void __launch_bounds__(kThreads) softmax_kernel(const SoftmaxTile a) 
         }
       }
     }
-    mx = warp_max(mx);
+    mx = row_max(mx, lanes);
     double sum = 0;
 #pragma unroll
     for (int k = 0; k < kResident; ++k) {
-      if (first + lane + 32 * k < last) {
+      if (first + lane + lanes * k < last) {
 #pragma unroll
         for (int e = 0; e < 16; ++e) x[k][e] = x[k][e] == -INFINITY ? 0.0f : attn::exp_cpu(__fsub_rn(x[k][e], mx));
         sum += static_cast<double>(reduce16(x[k]));
       }
     }
-    const float inv = static_cast<float>(1.0 / warp_sum(sum));
+    const float inv = static_cast<float>(1.0 / row_sum(sum, lanes));
     __syncwarp();  // every lane has read its S chunks before P overwrites the row
-    for (int c = lane; c < first; c += 32) store_zero(p + c * 16);
+    for (int c = lane; c < first; c += lanes) store_zero(p + c * 16);
 #pragma unroll
     for (int k = 0; k < kResident; ++k) {
-      const int c = first + lane + 32 * k;
+      const int c = first + lane + lanes * k;
       if (c < last) store_p(p + c * 16, x[k], inv);
     }
-    for (int c = last + lane; c < n_chunks; c += 32) store_zero(p + c * 16);
+    for (int c = last + lane; c < n_chunks; c += lanes) store_zero(p + c * 16);
     return;
   }
 
@@ -148,7 +156,7 @@ __global__ void __launch_bounds__(kThreads) softmax_kernel(const SoftmaxTile a) 
     }
     if (capped) store16(s + c * 16, x);
   }
-  mx = warp_max(mx);
+  mx = row_max(mx, 32);
   // Sweep 2: e = exp(logit - max) (0 when masked) stored back, summed 16 keys at a time.
   double sum = 0;
   for (int c = first + lane; c < last; c += 32) {
@@ -163,7 +171,7 @@ __global__ void __launch_bounds__(kThreads) softmax_kernel(const SoftmaxTile a) 
     sum += static_cast<double>(reduce16(x));
     store16(s + c * 16, x);
   }
-  const float inv = static_cast<float>(1.0 / warp_sum(sum));
+  const float inv = static_cast<float>(1.0 / row_sum(sum, 32));
   __syncwarp();
   // Sweep 3 in rounds of 32 chunks: chunk c's halves overwrite the floats of
   // chunk c/2, read in an earlier round or in this one before the __syncwarp.
@@ -184,8 +192,9 @@ __global__ void __launch_bounds__(kThreads) softmax_kernel(const SoftmaxTile a) 
 
 void softmax(const SoftmaxTile& t, cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(t.rows) * t.n_kv_heads;
+  const int lanes = lanes_for(t.width), rows_per_cta = kThreads / lanes;
   if (rows > 0)
-    softmax_kernel<<<static_cast<unsigned>((rows + kRowsPerCta - 1) / kRowsPerCta), kThreads, 0, stream>>>(t);
+    softmax_kernel<<<static_cast<unsigned>((rows + rows_per_cta - 1) / rows_per_cta), kThreads, 0, stream>>>(t, lanes);
 }
 
 }  // namespace velo::cuda::prefill
