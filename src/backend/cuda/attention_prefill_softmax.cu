@@ -1,8 +1,10 @@
 // PrefillAttention's softmax between the two GEMMs, `lanes` lanes of a warp
-// per S row (as few as hold the tile's widest row in registers, so short rows
-// share a warp), mirroring cpu::softmax: exp as the CPU computes it, sums of 16 keys aligned
-// to multiples of 16 (tree order of _mm512_reduce_add_ps) accumulated in
-// double, p = fp16(e * float(1 / sum)). P overwrites S in place.
+// per S row, mirroring cpu::softmax: sums of 16 keys aligned to multiples of
+// 16 (tree order of _mm512_reduce_add_ps) accumulated in double,
+// p = fp16(e * float(1 / sum)). P overwrites S in place. exp is CUDA's expf
+// (<= 2 ulp), not the CPU's polynomial: the logits from cuBLAS already differ
+// from the CPU's in their last bits, so a bit-exact exp would buy nothing, and
+// the polynomial made this kernel ALU-bound.
 //
 // Rows of up to lanes * kResident * 16 keys are read once into registers;
 // longer rows (lanes = 32) take three sweeps through L2 (max; exp stored back;
@@ -18,11 +20,12 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kResident = 4;  // 16-key chunks per lane held in registers
 
-// Lanes per row for rows of up to `width` columns: a power of two <= 32.
-int lanes_for(int width) {
+// Lanes per row (a power of two <= 32): enough to hold a row of `width` columns
+// in registers, and enough for ~2048 threads per SM of an H100 over `rows` rows.
+int lanes_for(int width, int64_t rows) {
   const int chunks = (width + 15) / 16;
   int lanes = 1;
-  while (lanes < 32 && lanes * kResident < chunks) lanes *= 2;
+  while (lanes < 32 && (lanes * kResident < chunks || rows * lanes < 132 * 2048)) lanes *= 2;
   return lanes;
 }
 
@@ -127,7 +130,7 @@ __global__ void __launch_bounds__(kThreads) softmax_kernel(const SoftmaxTile a, 
     for (int k = 0; k < kResident; ++k) {
       if (first + lane + lanes * k < last) {
 #pragma unroll
-        for (int e = 0; e < 16; ++e) x[k][e] = x[k][e] == -INFINITY ? 0.0f : attn::exp_cpu(__fsub_rn(x[k][e], mx));
+        for (int e = 0; e < 16; ++e) x[k][e] = x[k][e] == -INFINITY ? 0.0f : expf(__fsub_rn(x[k][e], mx));
         sum += static_cast<double>(reduce16(x[k]));
       }
     }
@@ -166,7 +169,7 @@ __global__ void __launch_bounds__(kThreads) softmax_kernel(const SoftmaxTile a, 
     for (int e = 0; e < 16; ++e) {
       const int col = c * 16 + e;
       const float v = col < rw.c_lo || col >= rw.c_hi ? -INFINITY : capped ? x[e] : __fmul_rn(x[e], a.scale);
-      x[e] = v == -INFINITY ? 0.0f : attn::exp_cpu(__fsub_rn(v, mx));
+      x[e] = v == -INFINITY ? 0.0f : expf(__fsub_rn(v, mx));
     }
     sum += static_cast<double>(reduce16(x));
     store16(s + c * 16, x);
@@ -192,7 +195,7 @@ __global__ void __launch_bounds__(kThreads) softmax_kernel(const SoftmaxTile a, 
 
 void softmax(const SoftmaxTile& t, cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(t.rows) * t.n_kv_heads;
-  const int lanes = lanes_for(t.width), rows_per_cta = kThreads / lanes;
+  const int lanes = lanes_for(t.width, rows), rows_per_cta = kThreads / lanes;
   if (rows > 0)
     softmax_kernel<<<static_cast<unsigned>((rows + rows_per_cta - 1) / rows_per_cta), kThreads, 0, stream>>>(t, lanes);
 }
