@@ -52,6 +52,7 @@ class CudaForward final : public Forward {
   KvLayer kv_layer(int il) const;
   Result<cudaGraphExec_t> decode_graph(int32_t T);
   Status ensure_all_logits();
+  Status build_f16_cache();
 
   const ModelConfig& cfg_;
   const ModelWeights& w_;
@@ -68,7 +69,8 @@ class CudaForward final : public Forward {
   std::unique_ptr<Matmul> mm_;
   std::unique_ptr<PrefillAttention> prefill_[2];  // [0] global layers, [1] sliding-window layers
   std::unique_ptr<Transformer> cpu_;               // layers [gpu_layers, n_layer) + head when not all on the GPU
-  DeviceBuffer kv_, act_, meta_, attn_scratch_, logits_all_;
+  DeviceBuffer kv_, act_, meta_, attn_scratch_, logits_all_, f16_;
+  std::unordered_map<const void*, DevMatrix> f16_of_;  // quantized data -> its F16 copy
   float* logits_all_host_ = nullptr;               // pinned [max_batch_tokens, n_vocab], forward_all only
   void* host_ = nullptr;                           // pinned: metadata + x + logits
   std::vector<Segment> segs_;
@@ -108,7 +110,11 @@ Status CudaForward::init() {
   VELO_ASSIGN_OR_RETURN(act_, DeviceBuffer::alloc(shape_.act_bytes()));
   VELO_ASSIGN_OR_RETURN(meta_, DeviceBuffer::alloc(shape_.meta_bytes()));
   VELO_ASSIGN_OR_RETURN(attn_scratch_, DeviceBuffer::alloc(shape_.paged_scratch_bytes()));
-  const MatmulLimits ml = shape_.matmul_limits(w_, L);
+  MatmulLimits ml = shape_.matmul_limits(w_, L);
+  if (mp_.f16_cache_bytes > 0) {  // F16 copies replace the per-call dequantization scratch
+    ml.max_weight_elems = 0;
+    VELO_TRY(build_f16_cache());
+  }
   max_dequant_ = ml.max_weight_elems;
   VELO_ASSIGN_OR_RETURN(mm_, Matmul::create(ml, stream_));
   for (int v = 0; v < (c.sliding_window > 0 ? 2 : 1); ++v) {
@@ -148,7 +154,7 @@ Status CudaForward::init() {
   const std::string name = where_.device < static_cast<int>(devs.size()) ? devs[where_.device].name : "GPU";
   desc_ = "cuda:" + std::to_string(where_.device) + " " + name + " (" + std::to_string(L) + "/" +
           std::to_string(c.n_layer) + " layers" + (mp_.head_on_gpu ? "" : ", the rest on the CPU") + ", " +
-          std::to_string(mp_.total() >> 20) + " MiB)";
+          std::to_string(mp_.total() >> 20) + " MiB" + (mp_.f16_cache_bytes ? ", F16 copies for prompts" : "") + ")";
   return {};
 }
 
@@ -158,7 +164,27 @@ KvLayer CudaForward::kv_layer(int il) const {
   return KvLayer{base, base + per, lim_.block_size, cfg_.n_head_kv, cfg_.head_dim};
 }
 
+Status CudaForward::build_f16_cache() {
+  VELO_ASSIGN_OR_RETURN(f16_, DeviceBuffer::alloc(mp_.f16_cache_bytes));
+  auto* out = f16_.get<uint8_t>();
+  for (const DevLayer& L : dm_.layers)
+    for (const DevMatrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+      if (!m->data || !needs_dequant(m->type) || m->type == GgmlType::F32) continue;
+      dequantize_to_f16(*m, reinterpret_cast<uint16_t*>(out), stream_);
+      f16_of_[m->data] = DevMatrix{GgmlType::F16, out, m->rows, m->cols};
+      out += (static_cast<uint64_t>(m->rows) * m->cols * 2 + 255) / 256 * 256;
+    }
+  VELO_CUDA_TRY(cudaGetLastError());
+  return {};
+}
+
 void CudaForward::mm(const DevMatrix& w, const float* x, int64_t m, float* y) {
+  if (m > kMaxMatvecTokens) {
+    if (auto it = f16_of_.find(w.data); it != f16_of_.end()) {
+      mm_->run(it->second, x, m, y);
+      return;
+    }
+  }
   // A quantized matrix larger than the dequantization scratch (the LM head) takes the
   // matvec path in slices of kMaxMatvecTokens tokens.
   if (m > kMaxMatvecTokens && needs_dequant(w.type) && w.rows * w.cols > max_dequant_) {

@@ -24,6 +24,7 @@ struct Placement {
   int device = 0;        // CUDA device index
   int gpu_layers = -1;   // -1: as many as fit (all when they do); else exactly this many
   bool graphs = true;    // capture decode steps into CUDA graphs
+  bool f16_cache = true; // keep F16 copies of quantized weights for prompt/batched steps when memory allows
 };
 
 // Device bytes the model needs with the first `gpu_layers` layers on the GPU.
@@ -33,8 +34,9 @@ struct MemoryPlan {
   uint64_t weight_bytes = 0;
   uint64_t kv_bytes = 0;
   uint64_t scratch_bytes = 0;  // activations, matmul/attention scratch, cuBLAS workspaces
+  uint64_t f16_cache_bytes = 0;  // F16 copies of the GPU layers' quantized matrices (0: none kept)
   uint64_t free_bytes = 0;     // what the device reported free
-  uint64_t total() const { return weight_bytes + kv_bytes + scratch_bytes; }
+  uint64_t total() const { return weight_bytes + kv_bytes + scratch_bytes + f16_cache_bytes; }
 };
 
 // Resolves the placement against the device's free memory. Errors: no GPU, a

@@ -36,6 +36,8 @@ struct ForwardShape {
   uint64_t host_bytes() const;            // pinned host: metadata + hidden state + logits
   uint64_t paged_scratch_bytes() const;
   uint64_t scratch_bytes(const ModelWeights& w, int gpu_layers) const;  // everything but weights and KV
+  // F16 copies of the quantized matrices of layers [0, gpu_layers), each 256-byte aligned.
+  uint64_t f16_cache_bytes(const ModelWeights& w, int gpu_layers) const;
 };
 
 // The plan for `where` against the device's free memory (see plan_memory()).

@@ -90,6 +90,10 @@ Matmul::~Matmul() = default;
 
 uint64_t Matmul::scratch_bytes(const MatmulLimits& lim) { return layout(lim).total(); }
 
+void dequantize_to_f16(const DevMatrix& w, uint16_t* out, cudaStream_t stream) {
+  detail::dequantize_f16(w.type, w.data, w.rows, w.cols, out, stream);
+}
+
 Result<std::unique_ptr<Matmul>> Matmul::create(const MatmulLimits& lim, cudaStream_t stream) {
   if (lim.max_cols <= 0 || lim.max_tokens <= 0 || lim.max_weight_elems < 0)
     return make_error("Matmul: limits must be positive (max_cols " + std::to_string(lim.max_cols) +

@@ -41,6 +41,10 @@ constexpr int64_t kMaxMatvecTokens = 8;
 // F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
 bool matmul_supported(GgmlType t);
 
+// out[r][c] = fp16(W[r][c]) for a quantized W (a Q4_0..Q6_K type), enqueued on `stream`:
+// a persistent F16 copy lets prompt and batched steps skip the per-call dequantization.
+void dequantize_to_f16(const DevMatrix& w, uint16_t* out, cudaStream_t stream);
+
 struct MatmulLimits {
   int64_t max_cols = 0;          // widest `cols` of any matrix used
   int64_t max_tokens = 0;        // largest m

@@ -39,6 +39,16 @@ ActQ8View act_q8_view(ActQuant f, void* base, int64_t m, int64_t cols);
 // Launches a matvec kernel with programmatic dependent launch: it may start while the
 // kernel before it (the activation conversion) still runs, load its first weights,
 // and wait in wait_for_inputs() (quant_dev.cuh) before reading x or writing y.
+// Whether the current device has programmatic dependent launch (compute capability >= 9).
+inline bool pdl_supported() {
+  static const bool yes = [] {
+    int dev = 0, major = 0;
+    return cudaGetDevice(&dev) == cudaSuccess &&
+           cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9;
+  }();
+  return yes;
+}
+
 template <class... Params, class... Args>
 void launch_pdl(void (*kernel)(Params...), unsigned grid, unsigned block, cudaStream_t stream, Args&&... args) {
   cudaLaunchConfig_t cfg{};
@@ -49,7 +59,7 @@ void launch_pdl(void (*kernel)(Params...), unsigned grid, unsigned block, cudaSt
   attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr.val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = &attr;
-  cfg.numAttrs = 1;
+  cfg.numAttrs = pdl_supported() ? 1 : 0;  // sm_90 and newer
   cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...);
 }
 

@@ -20,9 +20,19 @@ namespace velo::cuda::qdev {
 
 // ---- programmatic dependent launch (see detail::launch_pdl) ---------------------
 // Waits until the previous kernel in the stream has completed and its writes are visible.
-__device__ __forceinline__ void wait_for_inputs() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+// Programmatic dependent launch exists from sm_90; before it a kernel starts only
+// after the one before it has finished, so there is nothing to wait for.
+__device__ __forceinline__ void wait_for_inputs() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
 // Lets the next kernel (a matvec) launch now; it still waits for this one to finish.
-__device__ __forceinline__ void allow_dependents() { asm volatile("griddepcontrol.launch_dependents;" :::); }
+__device__ __forceinline__ void allow_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
 
 // ---- scalars and loads ------------------------------------------------------
 __device__ __forceinline__ float half_to_float(uint32_t h) {
