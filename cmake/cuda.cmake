@@ -11,7 +11,9 @@ if(NOT VELO_CUDA STREQUAL "OFF")
 endif()
 if(VELO_WITH_CUDA)
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-    set(CMAKE_CUDA_ARCHITECTURES 90)
+    # A100/A30 (80), RTX 30xx (86), RTX 40xx / L4 / L40 (89), H100/H200 (90); PTX of
+    # 90 lets newer GPUs JIT-compile. -DCMAKE_CUDA_ARCHITECTURES=native builds for this GPU only.
+    set(CMAKE_CUDA_ARCHITECTURES "80-real;86-real;89-real;90")
   endif()
   enable_language(CUDA)
   set(CMAKE_CUDA_STANDARD 17)  # CMake 3.25 cannot ask nvcc for C++20
