@@ -110,6 +110,11 @@ Result<MemoryPlan> plan_device_memory(const ModelConfig& cfg, const ModelWeights
   if (where.device < 0 || where.device >= static_cast<int>(devs.size()))
     return make_error("CUDA device " + std::to_string(where.device) + " does not exist (" +
                       std::to_string(devs.size()) + " found)");
+  return plan_for_free_memory(cfg, w, lim, where, devs[where.device].free_bytes);
+}
+
+Result<MemoryPlan> plan_for_free_memory(const ModelConfig& cfg, const ModelWeights& w, const TransformerLimits& lim,
+                                        const Placement& where, uint64_t free_b) {
   for (const auto& L : w.layers)
     for (const cpu::WeightMatrix* x : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
       if (x->data && !matmul_supported(x->type))
@@ -118,7 +123,6 @@ Result<MemoryPlan> plan_device_memory(const ModelConfig& cfg, const ModelWeights
     return make_error("the CUDA backend cannot use " + type_name(w.output.type) + " output weights; run with --device cpu");
 
   const ForwardShape shape(cfg, lim);
-  const uint64_t free_b = devs[where.device].free_bytes;
   auto plan_for = [&](int n) {
     MemoryPlan p;
     p.gpu_layers = n;

@@ -40,6 +40,11 @@ struct ForwardShape {
   uint64_t f16_cache_bytes(const ModelWeights& w, int gpu_layers) const;
 };
 
+// The plan for `where` when the device has `free_bytes` free (no device needed:
+// the planner's decisions are tested on machines without a GPU).
+Result<MemoryPlan> plan_for_free_memory(const ModelConfig& cfg, const ModelWeights& w, const TransformerLimits& lim,
+                                        const Placement& where, uint64_t free_bytes);
+
 // The plan for `where` against the device's free memory (see plan_memory()).
 Result<MemoryPlan> plan_device_memory(const ModelConfig& cfg, const ModelWeights& w, const TransformerLimits& lim,
                                       const Placement& where);
