@@ -128,6 +128,7 @@ Result<ModelFigures> bench_model(const std::string& path, const BenchOptions& o,
     mf.weight_bytes = weight_bytes_per_token(*file);
   }
   RunnerOptions ro;
+  ro.device = Device::Cpu;  // the CPU benchmark, beside llama.cpp's CPU build (bench-gpu is the GPU one)
   ro.threads = threads;
   ro.ctx_size = std::max(64, o.pp + o.tg + 1);
   ro.max_seqs = 1;

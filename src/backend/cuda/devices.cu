@@ -10,7 +10,11 @@ std::vector<DeviceInfo> list_devices(std::string* why) {
   int n = 0;
   cudaError_t err = cudaGetDeviceCount(&n);
   if (err != cudaSuccess) {
-    if (why) *why = cudaGetErrorString(err);
+    if (why)
+      *why = err == cudaErrorInsufficientDriver || err == cudaErrorNoDevice
+                 ? std::string("no NVIDIA GPU with a driver for CUDA 13 was found")
+                 : std::string(cudaGetErrorString(err));
+    (void)cudaGetLastError();
     return out;
   }
   for (int i = 0; i < n; ++i) {
