@@ -27,6 +27,7 @@
 #include "backend/cpu/attention.h"
 #include "backend/cpu/kv_cache.h"
 #include "backend/cuda/devices.h"
+#include "cuda/cuda_test_util.h"
 #include "backend/cuda/ops.h"
 #include "core/thread_pool.h"
 #include "quant/fp16.h"
@@ -34,36 +35,7 @@
 namespace velo::cuda {
 namespace {
 
-void ck(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
-}
-#define CK(expr) ck((expr), #expr)
-
-// A device array of n T's, poisoned with 0xFF bytes (NaN for floats and halves).
-template <class T> class Dev {
- public:
-  explicit Dev(size_t n) : n_(n) {
-    CK(cudaMalloc(&p_, std::max<size_t>(n, 1) * sizeof(T)));
-    CK(cudaMemset(p_, 0xFF, std::max<size_t>(n, 1) * sizeof(T)));
-  }
-  explicit Dev(const std::vector<T>& h) : Dev(h.size()) {
-    CK(cudaMemcpy(p_, h.data(), n_ * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  ~Dev() { cudaFree(p_); }
-  Dev(const Dev&) = delete;
-  Dev& operator=(const Dev&) = delete;
-  T* get() const { return p_; }
-  void upload(const std::vector<T>& h) { CK(cudaMemcpy(p_, h.data(), n_ * sizeof(T), cudaMemcpyHostToDevice)); }
-  std::vector<T> download() const {
-    std::vector<T> h(n_);
-    CK(cudaMemcpy(h.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost));
-    return h;
-  }
-
- private:
-  T* p_ = nullptr;
-  size_t n_;
-};
+using test::Dev;
 
 struct Shape {
   int heads, kv_heads, hd;

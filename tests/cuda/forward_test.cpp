@@ -17,6 +17,7 @@
 #include "backend/cuda/matmul.h"
 #include "backend/cuda/ops.h"
 #include "core/thread_pool.h"
+#include "cuda/cuda_test_util.h"
 #include "quant/quant.h"
 #include "engine/model_runner.h"
 #include "backend/cpu/ops.h"
@@ -90,6 +91,17 @@ std::vector<int32_t> greedy(ModelRunner& r, const std::vector<int32_t>& prompt, 
     tok = argmax(*l);
   }
   return out;
+}
+
+// y = x Wᵀ for m tokens on the GPU: W (host, GGUF layout) and x uploaded, y downloaded.
+std::vector<float> gpu_matmul(cuda::Matmul& mm, cudaStream_t st, const cpu::WeightMatrix& w,
+                              const std::vector<float>& x, int64_t m) {
+  const uint8_t* wb = static_cast<const uint8_t*>(w.data);
+  cuda::test::Dev<uint8_t> dw(std::vector<uint8_t>(wb, wb + w.rows * *row_bytes(w.type, w.cols)));
+  cuda::test::Dev<float> dx(x), dy(static_cast<size_t>(m * w.rows));
+  mm.run({w.type, dw.get(), w.rows, w.cols}, dx.get(), m, dy.get());
+  CK(cudaStreamSynchronize(st));
+  return dy.download();
 }
 
 struct Case {
@@ -359,19 +371,8 @@ TEST(CudaForward, SmolLM2ShapesMatchCpu) {
         std::vector<uint8_t> w(rows * rb);
         for (int64_t r = 0; r < rows; ++r) ASSERT_TRUE(quant::quantize_row(t, &wf[r * cols], &w[r * rb], cols).ok());
         cpu::matmul({t, w.data(), rows, cols}, x.data(), m, ref.data(), pool);
-        void *dw, *dx, *dy;
-        cudaMalloc(&dw, w.size());
-        cudaMalloc(&dx, x.size() * 4);
-        cudaMalloc(&dy, got.size() * 4);
-        cudaMemcpy(dw, w.data(), w.size(), cudaMemcpyHostToDevice);
-        cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice);
-        (*mm)->run({t, dw, rows, cols}, static_cast<float*>(dx), m, static_cast<float*>(dy));
-        ASSERT_EQ(cudaStreamSynchronize(st), cudaSuccess);
-        cudaMemcpy(got.data(), dy, got.size() * 4, cudaMemcpyDeviceToHost);
+        got = gpu_matmul(**mm, st, {t, w.data(), rows, cols}, x, m);
         EXPECT_LT(rel_err(got, ref), 1e-5) << type_name(t) << " " << rows << "x" << cols << " m=" << m;
-        cudaFree(dw);
-        cudaFree(dx);
-        cudaFree(dy);
       }
     }
   }
@@ -420,20 +421,8 @@ TEST(CudaForward, SmolLM2RealWeightsMatchCpu) {
       for (int64_t n : {1, 5}) {
         std::vector<float> ref(n * m->rows), got(n * m->rows, NAN);
         cpu::matmul(*m, x.data(), n, ref.data(), pool);
-        const uint64_t bytes = m->rows * *row_bytes(m->type, m->cols);
-        void *dw, *dx, *dy;
-        cudaMalloc(&dw, bytes);
-        cudaMalloc(&dx, x.size() * 4);
-        cudaMalloc(&dy, got.size() * 4);
-        cudaMemcpy(dw, m->data, bytes, cudaMemcpyHostToDevice);
-        cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice);
-        (*mm)->run({m->type, dw, m->rows, m->cols}, static_cast<float*>(dx), n, static_cast<float*>(dy));
-        ASSERT_EQ(cudaStreamSynchronize(st), cudaSuccess);
-        cudaMemcpy(got.data(), dy, got.size() * 4, cudaMemcpyDeviceToHost);
+        got = gpu_matmul(**mm, st, *m, x, n);
         EXPECT_LT(rel_err(got, ref), 1e-5) << "layer " << il << " " << m->rows << "x" << m->cols << " m=" << n;
-        cudaFree(dw);
-        cudaFree(dx);
-        cudaFree(dy);
       }
     }
   }

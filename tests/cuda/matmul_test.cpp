@@ -29,6 +29,7 @@
 #include "backend/cpu/matmul.h"
 #include "backend/cpu/matmul_kernels.h"
 #include "backend/cuda/devices.h"
+#include "cuda/cuda_test_util.h"
 #include "backend/cuda/matmul.h"
 #include "backend/cuda/matmul_kernels.h"
 #include "backend/cuda/ops.h"
@@ -39,35 +40,7 @@
 namespace velo::cuda {
 namespace {
 
-void ck(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
-}
-#define CK(expr) ck((expr), #expr)
-
-// A device array of n T's, poisoned with 0xFF bytes (NaN for floats).
-template <class T> class Dev {
- public:
-  explicit Dev(size_t n) : n_(n) {
-    CK(cudaMalloc(&p_, std::max<size_t>(n, 1) * sizeof(T)));
-    CK(cudaMemset(p_, 0xFF, std::max<size_t>(n, 1) * sizeof(T)));
-  }
-  explicit Dev(const std::vector<T>& h) : Dev(h.size()) {
-    CK(cudaMemcpy(p_, h.data(), n_ * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  ~Dev() { cudaFree(p_); }
-  Dev(const Dev&) = delete;
-  Dev& operator=(const Dev&) = delete;
-  T* get() const { return p_; }
-  std::vector<T> download() const {
-    std::vector<T> h(n_);
-    CK(cudaMemcpy(h.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost));
-    return h;
-  }
-
- private:
-  T* p_ = nullptr;
-  size_t n_;
-};
+using test::Dev;
 
 const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,
                            GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
