@@ -44,10 +44,10 @@ class CudaForward final : public Forward {
   };
 
   Result<std::span<const float>> run(const StepPlan& plan, bool all_logits);
-  void upload_plan(const StepPlan& plan, int32_t T, int32_t n_out);
+  void upload_plan(const StepPlan& plan);
   void enqueue_step(int32_t T, int32_t n_out, bool all_logits);
   void enqueue_layer(int il, int32_t T);
-  void enqueue_attention(int il, int32_t T);
+  void enqueue_attention(int il);
   void mm(const DevMatrix& w, const float* x, int64_t m, float* y);
   KvLayer kv_layer(int il) const;
   Result<cudaGraphExec_t> decode_graph(int32_t T);
@@ -195,7 +195,7 @@ void CudaForward::mm(const DevMatrix& w, const float* x, int64_t m, float* y) {
   mm_->run(w, x, m, y);
 }
 
-void CudaForward::enqueue_attention(int il, int32_t T) {
+void CudaForward::enqueue_attention(int il) {
   const bool swa = cfg_.is_swa(il);
   const AttnArgs a = shape_.attn_args(swa);
   const KvLayer kv = kv_layer(il);
@@ -215,7 +215,6 @@ void CudaForward::enqueue_attention(int il, int32_t T) {
       prefill_[swa ? 1 : 0]->run(kv, bt, s.start_pos + j, n, q_ + row, att_ + row, QD);
     }
   }
-  (void)T;
 }
 
 void CudaForward::enqueue_layer(int il, int32_t T) {
@@ -244,7 +243,7 @@ void CudaForward::enqueue_layer(int il, int32_t T) {
   if (c.query_pre_scale != 1.0f) scale(q_, c.query_pre_scale, static_cast<int64_t>(T) * QD, stream_);
   kv_store(kv_layer(il), d_slot_, k_, v_, T, KVD, stream_);
 
-  enqueue_attention(il, T);  // att [T, QD]
+  enqueue_attention(il);  // att [T, QD]
 
   // x += [post_norm](att Wo^T); xb = rmsnorm(x) * ffn_norm                 [T, E]
   mm(L.wo, att_, T, xb2_);
@@ -276,10 +275,10 @@ void CudaForward::enqueue_step(int32_t T, int32_t n_out, bool all_logits) {
   if (c.final_softcap > 0) softcap(logits_, c.final_softcap, static_cast<int64_t>(n_out) * c.n_vocab, stream_);
 }
 
-void CudaForward::upload_plan(const StepPlan& plan, int32_t T, int32_t n_out) {
+// Fills the pinned metadata (tokens, positions, KV slots, rows wanting logits, block
+// tables) and splits the plan into attention segments.
+void CudaForward::upload_plan(const StepPlan& plan) {
   const int32_t mb = shape_.max_blocks, bs = lim_.block_size;
-  (void)T;
-  (void)n_out;
   segs_.clear();
   int32_t t = 0, o = 0;
   for (size_t si = 0; si < plan.seqs.size(); ++si) {
@@ -342,7 +341,7 @@ Result<std::span<const float>> CudaForward::run(const StepPlan& plan, bool all_l
   if (all_logits && dm_.head) VELO_TRY(ensure_all_logits());
   VELO_CUDA_TRY(cudaSetDevice(where_.device));  // the engine steps from its own thread
 
-  upload_plan(plan, T, n_out);
+  upload_plan(plan);
   VELO_CUDA_TRY(cudaMemcpyAsync(meta_.get(), h_meta_, shape_.meta_bytes(), cudaMemcpyHostToDevice, stream_));
   if (!dm_.head) {  // embeddings stay on the CPU when the head does
     const uint64_t row = *row_bytes(w_.tok_embd.type, c.n_embd);
