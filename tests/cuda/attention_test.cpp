@@ -9,6 +9,9 @@
 // (tensor cores vs the CPU's lanes) and of the split sums, which now and then
 // flips one probability's fp16 rounding (1 ulp = 1e-3 of that term). Measured
 // on an H100: decode 1e-7 .. 6e-5, prefill 1e-6 .. 3e-4.
+// PrefillAttention's fused (Flash) path rounds exp(s - running max) to fp16 before
+// normalising, so every probability's rounding may differ from the CPU's (each
+// <= 2^-11 relative; the largest term, exp(0) = 1, is exact); the same 1e-3 bound holds.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -16,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <numeric>
 #include <random>
 #include <stdexcept>
@@ -57,8 +61,9 @@ AttnArgs args_of(const Shape& s) {
 constexpr int kBlock = 16;
 
 // One layer of random K/V in a CPU cache and its copy on the device; each
-// sequence gets ceil(len / 16) blocks drawn from a shuffled pool (with spares).
+// sequence gets ceil(len / block) blocks drawn from a shuffled pool (with spares).
 struct PagedKv {
+  int block = kBlock;
   cpu::KvCache cache;
   cpu::KvLayerView view;
   std::vector<std::vector<int32_t>> tables;
@@ -66,18 +71,19 @@ struct PagedKv {
   std::unique_ptr<Dev<uint16_t>> dk, dv;
   std::unique_ptr<Dev<int32_t>> dtables;  // [n_seqs][max_blocks], unused entries -1
 
-  PagedKv(const Shape& s, const std::vector<int>& lens, std::mt19937& rng) {
+  PagedKv(const Shape& s, const std::vector<int>& lens, std::mt19937& rng, int block_size = kBlock)
+      : block(block_size) {
     int need = 0;
     for (int len : lens) {
-      need += (len + kBlock - 1) / kBlock;
-      max_blocks = std::max(max_blocks, (len + kBlock - 1) / kBlock);
+      need += (len + block - 1) / block;
+      max_blocks = std::max(max_blocks, (len + block - 1) / block);
     }
     const int num_blocks = need + 7;
-    auto c = cpu::KvCache::create(1, num_blocks, kBlock, s.kv_heads, s.hd);
+    auto c = cpu::KvCache::create(1, num_blocks, block, s.kv_heads, s.hd);
     if (!c.ok()) throw std::runtime_error(c.message());
     cache = std::move(*c);
     view = cache.layer(0);
-    const size_t elems = static_cast<size_t>(num_blocks) * kBlock * s.kv_heads * s.hd;
+    const size_t elems = static_cast<size_t>(num_blocks) * block * s.kv_heads * s.hd;
     std::normal_distribution<float> nd(0.0f, 1.0f);
     for (size_t i = 0; i < elems; ++i) view.k[i] = fp32_to_fp16(nd(rng));
     for (size_t i = 0; i < elems; ++i) view.v[i] = fp32_to_fp16(nd(rng));
@@ -88,7 +94,7 @@ struct PagedKv {
     size_t next = 0;
     for (size_t i = 0; i < lens.size(); ++i) {
       tables.emplace_back();
-      for (int b = 0; b < (lens[i] + kBlock - 1) / kBlock; ++b) {
+      for (int b = 0; b < (lens[i] + block - 1) / block; ++b) {
         tables.back().push_back(ids[next]);
         flat[i * max_blocks + b] = ids[next++];
       }
@@ -97,7 +103,7 @@ struct PagedKv {
     dv = std::make_unique<Dev<uint16_t>>(std::vector<uint16_t>(view.v, view.v + elems));
     dtables = std::make_unique<Dev<int32_t>>(flat);
   }
-  KvLayer dev_layer(const Shape& s) const { return KvLayer{dk->get(), dv->get(), kBlock, s.kv_heads, s.hd}; }
+  KvLayer dev_layer(const Shape& s) const { return KvLayer{dk->get(), dv->get(), block, s.kv_heads, s.hd}; }
 };
 
 cpu::AttnParams cpu_params(const Shape& s) {
@@ -197,24 +203,29 @@ class CudaAttention : public ::testing::Test {
     EXPECT_LE(err, tol) << "seed " << seed_;
   }
 
+  // One sequence's chunk of n tokens after `start` cached ones, through `path` (Auto: as
+  // the engine would pick); prefill_path_ / prefill_block_ override the defaults.
   void prefill(const Shape& s, int start, int n, int max_tokens, int max_ctx, double tol = 1e-3) {
     const std::vector<std::pair<int, int>> seqs{{start, n}};
-    const PagedKv kv(s, {start + n}, rng_);
+    const PagedKv kv(s, {start + n}, rng_, prefill_block_);
     const int64_t cols = int64_t{s.heads} * s.hd, stride = cols + 8;
-    const std::vector<float> q = randn(n * stride, 2.0f);
+    const std::vector<float> q = randn(n * stride, q_sd_);
     const auto ref = cpu_reference(s, kv, seqs, q, stride, max_ctx);
 
     const AttnArgs a = args_of(s);
-    auto pa = PrefillAttention::create(a, max_tokens, max_ctx, stream_);
+    auto pa = PrefillAttention::create(a, max_tokens, max_ctx, stream_, prefill_path_);
     ASSERT_TRUE(pa.ok()) << pa.message();
     Dev<float> dq(q), dout(n * stride);
     (*pa)->run(kv.dev_layer(s), kv.dtables->get(), start, n, dq.get(), dout.get(), stride);
     sync();
     const double err = compare(dout.download(), ref, n, stride, cols);
-    std::printf("  prefill %d/%d hd %d cap %g win %d start %d n %d: rel err %.2e\n", s.heads, s.kv_heads, s.hd,
-                s.softcap, s.window, start, n, err);
+    std::printf("  prefill %s %d/%d hd %d cap %g win %d block %d start %d n %d: rel err %.2e\n",
+                (*pa)->path() == PrefillPath::Flash ? "flash" : "cublas", s.heads, s.kv_heads, s.hd, s.softcap,
+                s.window, prefill_block_, start, n, err);
     EXPECT_LE(err, tol) << "seed " << seed_;
   }
+  PrefillPath prefill_path_ = PrefillPath::Auto;
+  int prefill_block_ = kBlock;
 
   cudaStream_t stream_ = nullptr;
   uint32_t seed_ = 0;
@@ -305,6 +316,77 @@ TEST_F(CudaAttention, PrefillManyTiles) {
   prefill({32, 4, 64}, 0, 1000, 1024, 16384);
 }
 
+// The cuBLAS path stays selectable (A/B, and the fallback for other head sizes).
+TEST_F(CudaAttention, PrefillCublasPath) {
+  prefill_path_ = PrefillPath::Cublas;
+  prefill({32, 8, 128}, 45, 300, 300, 2048);
+  prefill({8, 8, 64, 0.0f, 64}, 1000, 17, 512, 2048);
+  prefill({16, 2, 128, 30.0f, 100}, 200, 300, 300, 1024);
+}
+
+// Which path runs: Flash for head_dim 64 / 128 (no scratch), cuBLAS otherwise.
+TEST_F(CudaAttention, PrefillPathChoice) {
+  const AttnArgs a128 = args_of({32, 8, 128}), a256 = args_of({16, 2, 256}), a80 = args_of({12, 4, 80});
+  const char* env = std::getenv("VELO_PREFILL_ATTN");
+  const bool forced = env && std::string(env) == "cublas";
+  EXPECT_EQ(PrefillAttention::resolve(a128, PrefillPath::Auto), forced ? PrefillPath::Cublas : PrefillPath::Flash);
+  EXPECT_EQ(PrefillAttention::resolve(a256, PrefillPath::Auto), PrefillPath::Cublas);
+  EXPECT_EQ(PrefillAttention::resolve(a80, PrefillPath::Auto), PrefillPath::Cublas);
+  EXPECT_EQ(PrefillAttention::scratch_bytes(a128, 512, 4096, PrefillPath::Flash), 0u);
+  EXPECT_GT(PrefillAttention::scratch_bytes(a128, 512, 4096, PrefillPath::Cublas), 0u);
+  EXPECT_FALSE(PrefillAttention::create(a256, 64, 1024, stream_, PrefillPath::Flash).ok());
+  auto pa = PrefillAttention::create(a256, 64, 1024, stream_);
+  ASSERT_TRUE(pa.ok()) << pa.message();
+  EXPECT_EQ((*pa)->path(), PrefillPath::Cublas);
+}
+
+// The fused kernel: 64-row query tiles of (token, q head) over 64-key tiles. Group sizes
+// 1 .. 16 (rows of one tile span 64 / group tokens), head_dim 64 and 128, chunks that
+// are not a multiple of the tile, with and without a cached prefix.
+TEST_F(CudaAttention, PrefillFlashGroups) {
+  prefill_path_ = PrefillPath::Flash;
+  for (const Shape& s : {Shape{8, 8, 128}, Shape{8, 4, 64}, Shape{16, 4, 128}, Shape{24, 3, 64},
+                         Shape{32, 2, 128}, Shape{32, 2, 64}}) {
+    for (int n : {1, 63, 65, 130}) {
+      prefill(s, 0, n, 256, 1024);
+      prefill(s, 37, n, 256, 1024);
+    }
+  }
+}
+// Sliding windows (shorter and longer than a tile, cutting tiles at both ends) and soft caps.
+TEST_F(CudaAttention, PrefillFlashWindowSoftCap) {
+  prefill_path_ = PrefillPath::Flash;
+  prefill({8, 8, 64, 0.0f, 64}, 1000, 300, 512, 2048);
+  prefill({8, 8, 64, 0.0f, 64}, 0, 300, 512, 2048);
+  prefill({16, 4, 128, 0.0f, 17}, 100, 200, 256, 1024);
+  prefill({16, 4, 128, 0.0f, 1}, 5, 70, 256, 1024);  // each token sees only itself
+  prefill({16, 2, 128, 0.0f, 300}, 700, 257, 300, 2048);
+  prefill({32, 8, 128, 50.0f}, 333, 300, 300, 1024);
+  prefill({8, 2, 64, 30.0f, 100}, 260, 300, 300, 1024);
+}
+// Llama-3-8B's shape over a long prompt, and a long chunk continuing a cached prefix.
+TEST_F(CudaAttention, PrefillFlashLongContext) {
+  prefill_path_ = PrefillPath::Flash;
+  prefill({32, 8, 128}, 0, 2048, 2048, 2048);
+  prefill({32, 8, 128}, 3000, 1000, 1024, 4096);
+  prefill({32, 8, 128, 0.0f, 512}, 3000, 1000, 1024, 4096);
+}
+// Peaky (sink-like) attention: one key dominates, the running max jumps between tiles.
+TEST_F(CudaAttention, PrefillFlashPeakyScores) {
+  prefill_path_ = PrefillPath::Flash;
+  q_sd_ = 30.0f;
+  prefill({32, 8, 128}, 100, 300, 300, 1024);
+  prefill({9, 3, 64}, 0, 200, 256, 1024);
+}
+// Block sizes other than 16, one not a power of two (division, not shift, in the kernel).
+TEST_F(CudaAttention, PrefillFlashBlockSizes) {
+  prefill_path_ = PrefillPath::Flash;
+  prefill_block_ = 24;
+  prefill({32, 8, 128}, 50, 200, 256, 1024);
+  prefill_block_ = 256;
+  prefill({16, 4, 64, 0.0f, 100}, 300, 200, 256, 1024);
+}
+
 // Timings on the GPU (not a correctness check): ./test_cuda --gtest_also_run_disabled_tests
 // --gtest_filter='*Timing*'
 TEST_F(CudaAttention, DISABLED_Timing) {
@@ -344,13 +426,17 @@ TEST_F(CudaAttention, DISABLED_Timing) {
   }
   for (int n : {512, 2048}) {
     const PagedKv kv(s, {n}, rng_);
-    auto pa = PrefillAttention::create(a, n, n, stream_);
-    ASSERT_TRUE(pa.ok()) << pa.message();
-    Dev<float> dq(randn(static_cast<size_t>(n) * s.heads * s.hd, 1.0f)), dout(static_cast<size_t>(n) * s.heads * s.hd);
-    const double us =
-        time_us([&] { (*pa)->run(kv.dev_layer(s), kv.dtables->get(), 0, n, dq.get(), dout.get(), s.heads * s.hd); });
-    const double tflops = 4.0 * s.heads * s.hd * (static_cast<double>(n) * (n + 1) / 2) / (us * 1e6);
-    std::printf("  prefill n %d start 0, 32/8 heads, hd 128: %8.1f us (%.0f causal TFLOP/s)\n", n, us, tflops);
+    for (PrefillPath path : {PrefillPath::Cublas, PrefillPath::Flash}) {
+      auto pa = PrefillAttention::create(a, n, n, stream_, path);
+      ASSERT_TRUE(pa.ok()) << pa.message();
+      Dev<float> dq(randn(static_cast<size_t>(n) * s.heads * s.hd, 1.0f)),
+          dout(static_cast<size_t>(n) * s.heads * s.hd);
+      const double us =
+          time_us([&] { (*pa)->run(kv.dev_layer(s), kv.dtables->get(), 0, n, dq.get(), dout.get(), s.heads * s.hd); });
+      const double tflops = 4.0 * s.heads * s.hd * (static_cast<double>(n) * (n + 1) / 2) / (us * 1e6);
+      std::printf("  prefill %-6s n %d start 0, 32/8 heads, hd 128: %8.1f us (%.0f causal TFLOP/s)\n",
+                  path == PrefillPath::Flash ? "flash" : "cublas", n, us, tflops);
+    }
   }
 }
 

@@ -1,4 +1,6 @@
-// PrefillAttention: one sequence's prompt chunk on the tensor cores.
+// PrefillAttention: one sequence's prompt chunk on the tensor cores. The Flash
+// path is one fused kernel (attention_flash.cu); this file is otherwise the
+// Cublas path:
 //
 //   gather:   K, V (paged)  -> kc, vc  fp16 [n_kv][max_ctx][hd]; q -> qh fp16 [n_kv][n][group][hd]
 //   per tile of query tokens [t0, t1):
@@ -15,7 +17,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
+#include "backend/cuda/attention_flash.h"
 #include "backend/cuda/attention_prefill_kernels.h"
 #include "backend/cuda/common.h"
 #include "backend/cuda/ops.h"
@@ -61,6 +66,7 @@ bool blas_ok(cublasStatus_t st, const char* what) {
 
 struct PrefillAttention::Impl {
   AttnArgs a;
+  PrefillPath path = PrefillPath::Cublas;
   int max_tokens = 0, max_ctx = 0;
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
@@ -74,21 +80,36 @@ struct PrefillAttention::Impl {
 PrefillAttention::PrefillAttention(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PrefillAttention::~PrefillAttention() = default;
 
-uint64_t PrefillAttention::scratch_bytes(const AttnArgs& a, int max_tokens, int max_ctx) {
-  return layout(a, max_tokens, max_ctx).total;
+PrefillPath PrefillAttention::resolve(const AttnArgs& a, PrefillPath path) {
+  if (path != PrefillPath::Auto) return path;
+  const char* env = std::getenv("VELO_PREFILL_ATTN");
+  if (env && std::strcmp(env, "cublas") == 0) return PrefillPath::Cublas;
+  return prefill::flash_supported(a) ? PrefillPath::Flash : PrefillPath::Cublas;
+}
+
+PrefillPath PrefillAttention::path() const { return impl_->path; }
+
+uint64_t PrefillAttention::scratch_bytes(const AttnArgs& a, int max_tokens, int max_ctx, PrefillPath path) {
+  return resolve(a, path) == PrefillPath::Flash ? 0 : layout(a, max_tokens, max_ctx).total;
 }
 
 Result<std::unique_ptr<PrefillAttention>> PrefillAttention::create(const AttnArgs& a, int max_tokens, int max_ctx,
-                                                                  cudaStream_t stream) {
+                                                                  cudaStream_t stream, PrefillPath path) {
   if (a.n_heads <= 0 || a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0 || a.head_dim <= 0 ||
       a.head_dim % 16 != 0 || a.head_dim > 256 || max_tokens <= 0 || max_ctx <= 0)
     return make_error("PrefillAttention: bad shapes (heads " + std::to_string(a.n_heads) + "/" +
                       std::to_string(a.n_kv_heads) + ", head_dim " + std::to_string(a.head_dim) + ")");
   auto impl = std::make_unique<Impl>();
   impl->a = a;
+  impl->path = resolve(a, path);
   impl->max_tokens = max_tokens;
   impl->max_ctx = max_ctx;
   impl->stream = stream;
+  if (impl->path == PrefillPath::Flash) {
+    if (!prefill::flash_supported(a))
+      return make_error("PrefillAttention: no fused kernel for head_dim " + std::to_string(a.head_dim));
+    return std::unique_ptr<PrefillAttention>(new PrefillAttention(std::move(impl)));
+  }
   impl->lay = layout(a, max_tokens, max_ctx);
   VELO_ASSIGN_OR_RETURN(impl->buf, DeviceBuffer::alloc(impl->lay.total));
   if (cublasCreate(&impl->blas) != CUBLAS_STATUS_SUCCESS) {
@@ -108,6 +129,10 @@ void PrefillAttention::run(const KvLayer& kv, const int32_t* block_table, int st
   if (n > m.max_tokens || start_pos < 0 || start_pos + n > m.max_ctx) {
     std::fprintf(stderr, "velo::cuda::PrefillAttention: %d tokens at %d exceed the limits (%d tokens, %d ctx)\n",
                  n, start_pos, m.max_tokens, m.max_ctx);
+    return;
+  }
+  if (m.path == PrefillPath::Flash) {
+    prefill::flash(a, kv, block_table, start_pos, n, q, out, q_stride, m.stream);
     return;
   }
   const int hd = a.head_dim, H = a.n_heads, KV = a.n_kv_heads, G = H / KV;

@@ -93,16 +93,26 @@ void paged_attention(const AttnArgs& a, const KvLayer& kv, const AttnBatch& b, c
                      int64_t T, int64_t q_stride, int max_ctx, void* scratch, cudaStream_t stream);
 uint64_t paged_attention_scratch_bytes(const AttnArgs& a, int64_t T, int max_ctx);
 
-// Attention for one sequence's long prompt chunk on the tensor cores: its K/V are gathered
-// from the paged cache into contiguous fp16, S = Q.K^T and O = P.V run as cuBLAS batched
-// GEMMs (F16 in, F32 accumulate) with a causal (and window / soft-cap) softmax between,
-// rounding P to fp16 like the CPU path. Shapes come from the host: run eagerly, not in graphs.
+// Attention for one sequence's long prompt chunk on the tensor cores. Two implementations:
+//   Flash   one fused kernel (attention_flash.cu): K/V tiles read from the paged cache,
+//           online softmax, P = fp16(exp(s - running max)) normalised at the end; no
+//           scratch. head_dim 64 and 128.
+//   Cublas  K/V gathered into contiguous fp16, S = Q.K^T and O = P.V as cuBLAS batched
+//           GEMMs (F16 in, F32 accumulate) with a causal (and window / soft-cap) softmax
+//           between, rounding the normalised P to fp16 like the CPU; any head_dim.
+// Auto picks Flash where it applies unless the environment sets VELO_PREFILL_ATTN=cublas.
+// Shapes come from the host: run eagerly, not in graphs.
+enum class PrefillPath : uint8_t { Auto, Flash, Cublas };
 class PrefillAttention {
  public:
-  // Scratch for up to max_tokens queries over up to max_ctx keys; cuBLAS bound to `stream`.
+  // Scratch for up to max_tokens queries over up to max_ctx keys (none for Flash); cuBLAS
+  // bound to `stream`. Asking for Flash where it does not apply is an error.
   static Result<std::unique_ptr<PrefillAttention>> create(const AttnArgs& a, int max_tokens, int max_ctx,
-                                                          cudaStream_t stream);
-  static uint64_t scratch_bytes(const AttnArgs& a, int max_tokens, int max_ctx);
+                                                          cudaStream_t stream, PrefillPath path = PrefillPath::Auto);
+  static uint64_t scratch_bytes(const AttnArgs& a, int max_tokens, int max_ctx, PrefillPath path = PrefillPath::Auto);
+  // The implementation `path` resolves to for these shapes (Flash or Cublas).
+  static PrefillPath resolve(const AttnArgs& a, PrefillPath path);
+  PrefillPath path() const;
   ~PrefillAttention();
   PrefillAttention(const PrefillAttention&) = delete;
   PrefillAttention& operator=(const PrefillAttention&) = delete;
