@@ -7,7 +7,9 @@
 // the L2 cache. "us" is the median per call from events recorded between the
 // calls; "mean us" replays the graph without those events, so consecutive calls
 // overlap as the programmatic-dependent-launch chain lets them (the steady state
-// of a decode step). GB/s counts weight bytes only. A breakdown times the
+// of a decode step). GB/s counts weight bytes only. First, one layer's Q/K/V and
+// gate/up as separate calls against one grouped call, and the BF16 m = 3..8 kernels
+// (CUDA cores vs tensor cores); `bench_cuda_matmul groups` stops after those. A breakdown times the
 // activation conversion and the matvec kernel alone, and the GEMM section the
 // m > 8 path (dequantize + cuBLAS) against a plain cuBLAS bf16 GEMM.
 #if defined(VELO_WITH_CUDA)
@@ -196,9 +198,95 @@ double cublas_peak_tflops(cudaStream_t s, int n) {
   return 2.0 * n * n * n / sec * 1e-12;
 }
 
+// One decode layer's Q/K/V (4096, 1024, 1024 rows) and gate/up (2 × 14336 rows), all of
+// 4096 columns: separate Matmul::run calls against one Matmul::run_group call, m = 1 and 8.
+void bench_groups(velo::cuda::Matmul& mm, cudaStream_t s, const float* x, float* y, double copy_bw, uint64_t l2) {
+  using velo::cuda::Matmul;
+  struct Group {
+    const char* name;
+    std::vector<GgmlType> types;
+    std::vector<int64_t> rows;
+  };
+  const Group groups[] = {
+      {"QKV BF16", {GgmlType::BF16, GgmlType::BF16, GgmlType::BF16}, {4096, 1024, 1024}},
+      {"QKV Q4_K", {GgmlType::Q4_K, GgmlType::Q4_K, GgmlType::Q4_K}, {4096, 1024, 1024}},
+      {"QKV Q4_K/Q6_K", {GgmlType::Q4_K, GgmlType::Q4_K, GgmlType::Q6_K}, {4096, 1024, 1024}},
+      {"gate/up BF16", {GgmlType::BF16, GgmlType::BF16}, {14336, 14336}},
+      {"gate/up Q4_K", {GgmlType::Q4_K, GgmlType::Q4_K}, {14336, 14336}},
+  };
+  const int64_t cols = 4096;
+  std::printf("\ngrouped calls (mean us per group in a graph, weight bytes / time vs copy bandwidth)\n");
+  std::printf("%-14s %3s %11s %7s %11s %7s %8s\n", "group", "m", "separate", "% copy", "grouped", "% copy", "speedup");
+  for (const Group& g : groups) {
+    const size_t n = g.types.size();
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; ++i) bytes += *velo::row_bytes(g.types[i], cols) * g.rows[i];
+    const int n_copies = static_cast<int>(std::max<uint64_t>(2, (3 * l2 + bytes - 1) / bytes));
+    std::vector<std::vector<void*>> w(n_copies, std::vector<void*>(n));
+    for (int c = 0; c < n_copies; ++c)
+      for (size_t i = 0; i < n; ++i) {
+        const uint64_t b = *velo::row_bytes(g.types[i], cols) * g.rows[i];
+        CK(cudaMalloc(&w[c][i], b));
+        if (c == 0) fill_weights(g.types[i], g.rows[i], cols, w[c][i]);
+        else CK(cudaMemcpy(w[c][i], w[0][i], b, cudaMemcpyDeviceToDevice));
+      }
+    for (int64_t m : {int64_t{1}, int64_t{8}}) {
+      auto outs = [&](int c) {
+        std::vector<Matmul::Out> o(n);
+        int64_t off = 0;
+        for (size_t i = 0; i < n; ++i) {
+          o[i] = {{g.types[i], w[c][i], g.rows[i], cols}, y + off, 0};
+          off += g.rows[i] * m;
+        }
+        return o;
+      };
+      const GraphTime sep = time_graph(s, [&](int k) {
+        for (const Matmul::Out& o : outs(k % n_copies)) mm.run(o.w, x, m, o.y);
+      });
+      const GraphTime grp = time_graph(s, [&](int k) {
+        const auto o = outs(k % n_copies);
+        mm.run_group(o.data(), static_cast<int>(n), x, m);
+      });
+      std::printf("%-14s %3lld %9.1f us %6.1f%% %9.1f us %6.1f%% %7.2fx\n", g.name, static_cast<long long>(m),
+                  sep.mean * 1e6, 100.0 * bytes / sep.mean / copy_bw, grp.mean * 1e6,
+                  100.0 * bytes / grp.mean / copy_bw, sep.mean / grp.mean);
+    }
+    for (auto& v : w)
+      for (void* p : v) CK(cudaFree(p));
+  }
+}
+
+// BF16 weights at m = 3..8: the CUDA-core kernel against the tensor-core one.
+void bench_float_kernels(velo::cuda::Matmul& mm, cudaStream_t s, const float* x, float* y, double copy_bw,
+                         uint64_t l2) {
+  namespace d = velo::cuda::detail;
+  std::printf("\nBF16 matvec, CUDA cores (simt) vs tensor cores (mma), mean us per call in a graph\n");
+  std::printf("%-13s %3s %9s %7s %9s %7s\n", "rows x cols", "m", "simt us", "% copy", "mma us", "% copy");
+  for (const Shape& sh : {Shape{4096, 4096}, Shape{1024, 4096}, Shape{14336, 4096}, Shape{4096, 14336}}) {
+    const uint64_t bytes = *velo::row_bytes(GgmlType::BF16, sh.cols) * sh.rows;
+    std::vector<void*> copies(std::max<uint64_t>(2, (3 * l2 + bytes - 1) / bytes));
+    for (auto& c : copies) CK(cudaMalloc(&c, bytes));
+    fill_weights(GgmlType::BF16, sh.rows, sh.cols, copies[0]);
+    for (size_t i = 1; i < copies.size(); ++i) CK(cudaMemcpy(copies[i], copies[0], bytes, cudaMemcpyDeviceToDevice));
+    for (int64_t m : {int64_t{3}, int64_t{4}, int64_t{5}, int64_t{8}}) {
+      GraphTime t[2];
+      for (int k = 0; k < 2; ++k) {
+        d::set_float_matvec_kernel(k == 0 ? d::FloatMatvecKernel::kSimt : d::FloatMatvecKernel::kMma);
+        t[k] = time_graph(s, [&](int i) { mm.run({GgmlType::BF16, copies[i % copies.size()], sh.rows, sh.cols}, x, m, y); });
+      }
+      d::set_float_matvec_kernel(d::FloatMatvecKernel::kAuto);
+      std::printf("%6lldx%-6lld %3lld %9.1f %6.1f%% %9.1f %6.1f%%\n", static_cast<long long>(sh.rows),
+                  static_cast<long long>(sh.cols), static_cast<long long>(m), t[0].mean * 1e6,
+                  100.0 * bytes / t[0].mean / copy_bw, t[1].mean * 1e6, 100.0 * bytes / t[1].mean / copy_bw);
+    }
+    for (auto& c : copies) CK(cudaFree(c));
+  }
+}
+
 }  // namespace
 
-int main() {
+// Usage: bench_cuda_matmul [groups]   ("groups": only the grouped-call and BF16 kernel tables)
+int main(int argc, char** argv) {
   const auto t_start = std::chrono::steady_clock::now();
   std::string why;
   const auto devs = velo::cuda::list_devices(&why);
@@ -230,10 +318,20 @@ int main() {
   CK(cudaMalloc(&y, static_cast<size_t>(max_tokens) * 128256 * sizeof(float)));
   CK(cudaMemcpy(x, xh.data(), xh.size() * sizeof(float), cudaMemcpyHostToDevice));
 
-  std::printf("per call: median of 50 calls with events between them; 'mean' replays the 50 without\n");
+  const uint64_t l2 = static_cast<uint64_t>(prop.l2CacheSize);
+  bench_groups(mm, s, x, y, copy_bw, l2);
+  bench_float_kernels(mm, s, x, y, copy_bw, l2);
+  if (argc > 1 && std::strcmp(argv[1], "groups") == 0) {
+    CK(cudaFree(x));
+    CK(cudaFree(y));
+    mm_r = velo::make_error("done");
+    CK(cudaStreamDestroy(s));
+    return 0;
+  }
+
+  std::printf("\nper call: median of 50 calls with events between them; 'mean' replays the 50 without\n");
   std::printf("%-5s %-13s %3s %9s %9s %7s %9s %7s\n", "type", "rows x cols", "m", "us", "GB/s", "% copy", "mean us",
               "% copy");
-  const uint64_t l2 = static_cast<uint64_t>(prop.l2CacheSize);
   for (GgmlType type : types) {
     for (const Shape& sh : shapes) {
       const uint64_t bytes = *velo::row_bytes(type, sh.cols) * sh.rows;

@@ -226,10 +226,16 @@ void CudaForward::enqueue_layer(int il, int32_t T) {
 
   // Attention input norm (later layers get it fused into the previous residual add).  xb [T, E]
   if (il == 0) rmsnorm(x_, L.attn_norm, xb_, T, E, eps, stream_);
-  // q = xb Wq^T [T, QD]; k, v = xb Wk^T, xb Wv^T [T, KVD]
-  mm(L.wq, xb_, T, q_);
-  mm(L.wk, xb_, T, k_);
-  mm(L.wv, xb_, T, v_);
+  // q = xb Wq^T [T, QD]; k, v = xb Wk^T, xb Wv^T [T, KVD]. Decode-sized steps take the
+  // three as one grouped matvec (one activation conversion, one launch).
+  if (T <= kMaxMatvecTokens) {
+    const Matmul::Out qkv[3] = {{L.wq, q_, 0}, {L.wk, k_, 0}, {L.wv, v_, 0}};
+    mm_->run_group(qkv, 3, xb_, T);
+  } else {
+    mm(L.wq, xb_, T, q_);
+    mm(L.wk, xb_, T, k_);
+    mm(L.wv, xb_, T, v_);
+  }
   if (L.bq) add_bias(q_, L.bq, T, QD, stream_);
   if (L.bk) add_bias(k_, L.bk, T, KVD, stream_);
   if (L.bv) add_bias(v_, L.bv, T, KVD, stream_);
@@ -250,8 +256,13 @@ void CudaForward::enqueue_layer(int il, int32_t T) {
   add_rmsnorm(x_, xb2_, L.post_attn_norm, L.ffn_norm, xb_, T, E, eps, stream_);
 
   // h = act(xb Wg^T) * (xb Wu^T) [T, F]; x += [post_norm](h Wd^T), then the next norm
-  mm(L.w_gate, xb_, T, hg_);
-  mm(L.w_up, xb_, T, hu_);
+  if (T <= kMaxMatvecTokens) {
+    const Matmul::Out gate_up[2] = {{L.w_gate, hg_, 0}, {L.w_up, hu_, 0}};
+    mm_->run_group(gate_up, 2, xb_, T);
+  } else {
+    mm(L.w_gate, xb_, T, hg_);
+    mm(L.w_up, xb_, T, hu_);
+  }
   glu(c.arch == Arch::Gemma3 ? Glu::GeLU : Glu::SiLU, hg_, hu_, hg_, T, F, stream_);
   mm(L.w_down, hg_, T, xb2_);
   const bool last = il + 1 == static_cast<int>(dm_.layers.size());

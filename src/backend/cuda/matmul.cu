@@ -121,8 +121,8 @@ Result<std::unique_ptr<Matmul>> Matmul::create(const MatmulLimits& lim, cudaStre
   return std::unique_ptr<Matmul>(new Matmul(std::move(impl)));
 }
 
-void Matmul::run(const DevMatrix& w, const float* x, int64_t m, float* y, int64_t y_stride) {
-  Impl& I = *impl_;
+void Matmul::check(const DevMatrix& w, int64_t m, int64_t y_stride) const {
+  const Impl& I = *impl_;
   if (!matmul_supported(w.type)) contract_violation("unsupported weight type " + type_name(w.type));
   const auto traits = type_traits(w.type);
   if (w.rows < 0 || w.cols <= 0 || w.cols % traits->block_elems != 0)
@@ -134,6 +134,11 @@ void Matmul::run(const DevMatrix& w, const float* x, int64_t m, float* y, int64_
     contract_violation("bad y_stride " + std::to_string(y_stride));
   if (is_quant(w.type) && reinterpret_cast<uintptr_t>(w.data) % 16 != 0)
     contract_violation("quantized weights must be 16-byte aligned");
+}
+
+void Matmul::run(const DevMatrix& w, const float* x, int64_t m, float* y, int64_t y_stride) {
+  Impl& I = *impl_;
+  check(w, m, y_stride);
   if (m == 0 || w.rows == 0) return;
   const cudaStream_t st = I.stream;
 
@@ -176,6 +181,41 @@ void Matmul::run(const DevMatrix& w, const float* x, int64_t m, float* y, int64_
   blas_check(cublasGemmEx(I.blas, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, cols, &alpha, a, type, cols, b, type, cols,
                           &beta, y, CUDA_R_32F, static_cast<int>(y_stride), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
              "cublasGemmEx");
+}
+
+void Matmul::run_group(const Out* outs, int n, const float* x, int64_t m) {
+  Impl& I = *impl_;
+  if (n < 0 || n > kMaxGroup) contract_violation("group of " + std::to_string(n) + " matrices");
+  detail::MatvecItem items[kMaxGroup];
+  int k = 0;
+  for (int i = 0; i < n; ++i) {
+    const DevMatrix& w = outs[i].w;
+    const int64_t ys = outs[i].y_stride ? outs[i].y_stride : w.rows;
+    check(w, m, ys);
+    if (w.cols != outs[0].w.cols) contract_violation("a group's matrices must have the same cols");
+    if (w.rows > 0) items[k++] = {w.type, w.data, w.rows, outs[i].y, ys};
+  }
+  if (m == 0 || k == 0) return;
+  // One kernel family per group: every float type alike, or one activation format.
+  bool same_family = true;
+  for (int i = 1; i < k; ++i) {
+    const bool fi = !is_quant(items[i].type), f0 = !is_quant(items[0].type);
+    same_family = same_family && (fi ? items[i].type == items[0].type
+                                     : !f0 && detail::act_quant_of(items[i].type) == detail::act_quant_of(items[0].type));
+  }
+  if (m > kMaxMatvecTokens || !same_family) {
+    for (int i = 0; i < k; ++i) run({items[i].type, items[i].w, items[i].rows, outs[0].w.cols}, x, m, items[i].y,
+                                    items[i].y_stride);
+    return;
+  }
+  const int64_t cols = outs[0].w.cols;
+  if (!is_quant(items[0].type)) {
+    detail::matvec_float_group(items, k, cols, x, m, static_cast<uint16_t*>(I.act), I.stream);
+    return;
+  }
+  const ActQuant f = detail::act_quant_of(items[0].type);
+  detail::quantize_act(f, x, m, cols, I.act, I.stream);
+  detail::matvec_quant_group(items, k, cols, detail::act_q8_view(f, I.act, m, cols), m, I.stream);
 }
 
 }  // namespace velo::cuda

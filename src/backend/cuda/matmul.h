@@ -67,9 +67,23 @@ class Matmul {
   void run(const DevMatrix& w, const float* x, int64_t m, float* y, int64_t y_stride);
   void run(const DevMatrix& w, const float* x, int64_t m, float* y) { run(w, x, m, y, w.rows); }
 
+  // One output of run_group: y = x · Wᵀ with its own stride (0: w.rows).
+  struct Out {
+    DevMatrix w;
+    float* y = nullptr;
+    int64_t y_stride = 0;
+  };
+  static constexpr int kMaxGroup = 4;
+  // Several matrices of the same cols on the same x (Q/K/V, gate/up), n <= kMaxGroup: the
+  // same outputs, bit for bit, as run() on each, with the activations converted once and,
+  // for m <= kMaxMatvecTokens, one kernel launch where the types allow it (every
+  // K-quant mix, any one type). Larger m: one run() per matrix.
+  void run_group(const Out* outs, int n, const float* x, int64_t m);
+
  private:
   struct Impl;
   explicit Matmul(std::unique_ptr<Impl> impl);
+  void check(const DevMatrix& w, int64_t m, int64_t y_stride) const;  // aborts on a contract violation
   std::unique_ptr<Impl> impl_;
 };
 

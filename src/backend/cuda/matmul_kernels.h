@@ -63,6 +63,50 @@ void launch_pdl(void (*kernel)(Params...), unsigned grid, unsigned block, cudaSt
   cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...);
 }
 
+// ---- grouped matvec calls ---------------------------------------------------
+// Several matrices with the same cols on the same activations (Q/K/V, gate/up) in one
+// launch: CTAs [cta_begin[i], cta_begin[i+1]) serve matrix i (a block-uniform choice),
+// so the group pays one activation conversion, one ramp and one tail instead of n.
+// Each CTA runs exactly the code of the single-matrix launch, so every output is bit
+// for bit what a separate call gives.
+constexpr int kMaxGroup = 4;
+struct MatvecItem {
+  GgmlType type = GgmlType::F32;
+  const void* w = nullptr;
+  int64_t rows = 0;
+  float* y = nullptr;
+  int64_t y_stride = 0;
+};
+// Kernel argument (by value): the items with their first CTA and which of the kernel's
+// types (sel: index into its type list) each one is.
+struct MvGroup {
+  int n = 0;
+  int cta_begin[kMaxGroup + 1] = {};  // cta_begin[n] = grid size
+  int sel[kMaxGroup] = {};
+  const uint8_t* w[kMaxGroup] = {};
+  int rows[kMaxGroup] = {};
+  float* y[kMaxGroup] = {};
+  int64_t y_stride[kMaxGroup] = {};
+};
+// Items [0, n) at R rows per CTA; sel_of(type) picks each item's kernel type.
+template <class SelOf>
+MvGroup make_group(const MatvecItem* items, int n, int rows_per_cta, SelOf sel_of) {
+  MvGroup g;
+  g.n = n;
+  int ctas = 0;
+  for (int i = 0; i < n; ++i) {
+    g.cta_begin[i] = ctas;
+    g.sel[i] = sel_of(items[i].type);
+    g.w[i] = static_cast<const uint8_t*>(items[i].w);
+    g.rows[i] = static_cast<int>(items[i].rows);
+    g.y[i] = items[i].y;
+    g.y_stride[i] = items[i].y_stride;
+    ctas += static_cast<int>((items[i].rows + rows_per_cta - 1) / rows_per_cta);
+  }
+  for (int i = n; i <= kMaxGroup; ++i) g.cta_begin[i] = ctas;
+  return g;
+}
+
 // ---- quantize_act.cu ------------------------------------------------------
 // x: [m][cols] f32 -> the quantized view's arrays (written through `base` = act_q8_view's base).
 void quantize_act(ActQuant f, const float* x, int64_t m, int64_t cols, void* base, cudaStream_t stream);
@@ -74,6 +118,10 @@ void round_act_half(const float* x, int64_t n, bool bf16, uint16_t* out, cudaStr
 // Q4_K, Q5_K, Q6_K. w: rows × row_bytes(t, cols), 16-byte aligned; x quantized per act_quant_of(t).
 void matvec_quant(GgmlType t, const void* w, int64_t rows, int64_t cols, const ActQ8View& x, int64_t m,
                   float* y, int64_t y_stride, cudaStream_t stream);
+// Items of one activation format (act_quant_of), same cols, rows > 0, n <= kMaxGroup: one
+// launch for K-quants of any mix or any one type, else one launch per item (on the same x).
+void matvec_quant_group(const MatvecItem* items, int n, int64_t cols, const ActQ8View& x, int64_t m,
+                        cudaStream_t stream);
 
 // ---- matvec_float.cu ------------------------------------------------------
 // Same for F32, F16 and BF16 weights; x: f32 [m][cols]. For F16/BF16 the activations
@@ -81,6 +129,15 @@ void matvec_quant(GgmlType t, const void* w, int64_t rows, int64_t cols, const A
 // first into `half`, m*cols elements, 16-byte aligned); products and sums in f32.
 void matvec_float(GgmlType t, const void* w, int64_t rows, int64_t cols, const float* x, int64_t m, float* y,
                   int64_t y_stride, uint16_t* half, cudaStream_t stream);
+// Items of one type (F32, F16 or BF16), same cols, rows > 0, n <= kMaxGroup: one launch
+// (plus one activation rounding for m >= 3).
+void matvec_float_group(const MatvecItem* items, int n, int64_t cols, const float* x, int64_t m, uint16_t* half,
+                        cudaStream_t stream);
+// Which kernel matvec_float takes for BF16/F16 at m >= 3: kAuto (tensor cores for m >= 5),
+// kSimt (the CUDA-core kernel for every m), kMma (tensor cores for every m >= 3). For A/B
+// measurements (bench_cuda_matmul); process-wide, set before launching or capturing.
+enum class FloatMatvecKernel : uint8_t { kAuto, kSimt, kMma };
+void set_float_matvec_kernel(FloatMatvecKernel k);
 
 // ---- dequantize.cu --------------------------------------------------------
 // out[r][c] = fp16(dequantized W[r][c]) for the quant types (the GEMM path's weights).

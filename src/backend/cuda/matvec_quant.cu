@@ -7,9 +7,11 @@
 // activation quants (L1/L2 resident: they are shared by all CTAs) and takes
 // __dp4a dot products. Launched as a programmatic dependent of the activation
 // quantizer: the first weights load while it runs. Partial sums are reduced over the warp by shuffles and
-// over the CTA's warps in shared memory, in a fixed order (deterministic).
+// over the CTA's warps in shared memory, in a fixed order (deterministic). A launch
+// covers a group of matrices (MvGroup): Q/K/V or gate/up, of one type or any K-quant mix.
 #include <cstdio>
 #include <cstdlib>
+#include <type_traits>
 
 #include "backend/cuda/matmul_kernels.h"
 #include "backend/cuda/quant_dev.cuh"
@@ -23,20 +25,28 @@ constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
 constexpr unsigned kFull = 0xffffffffu;
 
-// R rows per CTA, M token slots (tokens t >= m are skipped at run time), U steps of
-// weight loads in flight per lane before the first is used.
+// The group item CTA blockIdx.x serves (block-uniform) and its first row.
+template <int R>
+__device__ __forceinline__ int group_item(const MvGroup& g, int& row0) {
+  int i = 0;
+#pragma unroll
+  for (int k = 1; k < kMaxGroup; ++k)
+    if (k < g.n && static_cast<int>(blockIdx.x) >= g.cta_begin[k]) i = k;
+  row0 = (static_cast<int>(blockIdx.x) - g.cta_begin[i]) * R;
+  return i;
+}
+
+// One CTA: R rows from row0 of one matrix, M token slots (tokens t >= m are skipped at
+// run time), U steps of weight loads in flight per lane before the first is used.
 template <class Q, int R, int M, int U>
-__global__ void __launch_bounds__(kThreads, 4)
-matvec_quant_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int rows, int nb, ActQ8View x,
-                    int64_t cols, int m, float* __restrict__ y, int64_t y_stride) {
-  // The next call's activation conversion may launch now (it waits for this kernel
-  // before touching the activation scratch), so consecutive calls overlap ramp and tail.
-  allow_dependents();
+__device__ __forceinline__ void matvec_cta(const uint8_t* __restrict__ w, int rows, int row0, const ActQ8View& x,
+                                           int64_t cols, int m, float* __restrict__ y, int64_t y_stride) {
   constexpr int kBlocksPerWarp = 32 / Q::kLanes;
   constexpr int kBlocksPerStep = kBlocksPerWarp * kWarps;
+  const int nb = static_cast<int>(cols / Q::kElems);
+  const int64_t row_bytes = static_cast<int64_t>(nb) * Q::kBytes;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int part = lane % Q::kLanes;
-  const int row0 = blockIdx.x * R;
 
   const uint8_t* wr[R];  // the CTA's rows (the last row again past the end: loaded, never stored)
 #pragma unroll
@@ -89,30 +99,60 @@ matvec_quant_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int rows, 
   reduce_store<kWarps>(acc, row0, rows, m, y, y_stride);
 }
 
-template <class Q, int R, int M, int U>
-void launch(const void* w, int64_t rows, int64_t cols, const ActQ8View& x, int64_t m, float* y, int64_t y_stride,
+// A group of matrices (one for a plain call); item i is of type Q0, Q1 or Q2 by g.sel[i]
+// (repeat Q0 for fewer types: a repeated type is not instantiated twice).
+template <class Q0, class Q1, class Q2, int R, int M, int U>
+__global__ void __launch_bounds__(kThreads, 4)
+matvec_quant_kernel(MvGroup g, ActQ8View x, int64_t cols, int m) {
+  // The next call's activation conversion may launch now (it waits for this kernel
+  // before touching the activation scratch), so consecutive calls overlap ramp and tail.
+  allow_dependents();
+  int row0 = 0;
+  const int i = group_item<R>(g, row0);
+  const int sel = g.sel[i];
+  if (sel == 0) matvec_cta<Q0, R, M, U>(g.w[i], g.rows[i], row0, x, cols, m, g.y[i], g.y_stride[i]);
+  if constexpr (!std::is_same_v<Q1, Q0>)
+    if (sel == 1) matvec_cta<Q1, R, M, U>(g.w[i], g.rows[i], row0, x, cols, m, g.y[i], g.y_stride[i]);
+  if constexpr (!std::is_same_v<Q2, Q0> && !std::is_same_v<Q2, Q1>)
+    if (sel == 2) matvec_cta<Q2, R, M, U>(g.w[i], g.rows[i], row0, x, cols, m, g.y[i], g.y_stride[i]);
+}
+
+template <class Q0, class Q1, class Q2, int R, int M, int U, class SelOf>
+void launch(const MatvecItem* items, int n, int64_t cols, const ActQ8View& x, int64_t m, SelOf sel_of,
             cudaStream_t stream) {
-  const int nb = static_cast<int>(cols / Q::kElems);
-  const auto grid = static_cast<unsigned>((rows + R - 1) / R);
-  launch_pdl(matvec_quant_kernel<Q, R, M, U>, grid, kThreads, stream, static_cast<const uint8_t*>(w),
-             static_cast<int64_t>(nb) * Q::kBytes, static_cast<int>(rows), nb, x, cols, static_cast<int>(m), y,
-             y_stride);
+  const MvGroup g = make_group(items, n, R, sel_of);
+  launch_pdl(matvec_quant_kernel<Q0, Q1, Q2, R, M, U>, static_cast<unsigned>(g.cta_begin[kMaxGroup]), kThreads,
+             stream, g, x, cols, static_cast<int>(m));
 }
 
 // Token slots by m: 1, 2, 4 (m = 3, 4) or 8 (m = 5..8); more rows per CTA for more
 // tokens, so that each activation load serves more weight rows. A single token with
-// rows of several CTA steps keeps two steps of loads in flight.
+// rows of several CTA steps keeps two steps of loads in flight. The choice depends only
+// on m, cols and the lanes per block, so a group and a single call of the same matrix
+// run the same code.
+template <class Q0, class Q1 = Q0, class Q2 = Q0, class SelOf>
+void dispatch_group(const MatvecItem* items, int n, int64_t cols, const ActQ8View& x, int64_t m, SelOf sel_of,
+                    cudaStream_t stream) {
+  static_assert(Q1::kLanes == Q0::kLanes && Q2::kLanes == Q0::kLanes && Q1::kElems == Q0::kElems &&
+                Q2::kElems == Q0::kElems && Q1::kBlockSum == Q0::kBlockSum && Q2::kBlockSum == Q0::kBlockSum);
+  constexpr int64_t kBlocksPerStep = 32 / Q0::kLanes * kWarps;
+  const bool multi_step = cols / Q0::kElems > kBlocksPerStep;
+  if (m == 1 && multi_step) launch<Q0, Q1, Q2, 2, 1, 2>(items, n, cols, x, m, sel_of, stream);
+  else if (m == 1) launch<Q0, Q1, Q2, 2, 1, 1>(items, n, cols, x, m, sel_of, stream);
+  else if (m == 2) launch<Q0, Q1, Q2, 2, 2, 1>(items, n, cols, x, m, sel_of, stream);
+  else if (m <= 4) launch<Q0, Q1, Q2, 4, 4, 1>(items, n, cols, x, m, sel_of, stream);
+  else launch<Q0, Q1, Q2, 4, 8, 1>(items, n, cols, x, m, sel_of, stream);
+}
+
+// One matrix of type Q.
 template <class Q>
 void dispatch(const void* w, int64_t rows, int64_t cols, const ActQ8View& x, int64_t m, float* y, int64_t y_stride,
               cudaStream_t stream) {
-  constexpr int64_t kBlocksPerStep = 32 / Q::kLanes * kWarps;
-  const bool multi_step = cols / Q::kElems > kBlocksPerStep;
-  if (m == 1 && multi_step) launch<Q, 2, 1, 2>(w, rows, cols, x, m, y, y_stride, stream);
-  else if (m == 1) launch<Q, 2, 1, 1>(w, rows, cols, x, m, y, y_stride, stream);
-  else if (m == 2) launch<Q, 2, 2, 1>(w, rows, cols, x, m, y, y_stride, stream);
-  else if (m <= 4) launch<Q, 4, 4, 1>(w, rows, cols, x, m, y, y_stride, stream);
-  else launch<Q, 4, 8, 1>(w, rows, cols, x, m, y, y_stride, stream);
+  const MatvecItem item{GgmlType::F32, w, rows, y, y_stride};  // type unused: one kernel type
+  dispatch_group<Q>(&item, 1, cols, x, m, [](GgmlType) { return 0; }, stream);
 }
+
+int kquant_sel(GgmlType t) { return t == GgmlType::Q4_K ? 0 : t == GgmlType::Q5_K ? 1 : 2; }
 
 }  // namespace
 
@@ -131,6 +171,32 @@ void matvec_quant(GgmlType t, const void* w, int64_t rows, int64_t cols, const A
       std::fprintf(stderr, "velo::cuda::matvec_quant: unsupported type %u\n", static_cast<unsigned>(t));
       std::abort();
   }
+}
+
+}  // namespace velo::cuda::detail
+
+namespace velo::cuda::detail {
+
+void matvec_quant_group(const MatvecItem* items, int n, int64_t cols, const ActQ8View& x, int64_t m,
+                        cudaStream_t stream) {
+  bool same = true, kquant = true;
+  for (int i = 0; i < n; ++i) {
+    same = same && items[i].type == items[0].type;
+    kquant = kquant && act_quant_of(items[i].type) == ActQuant::kQ8K;
+  }
+  if (kquant && same) {  // one type: the single-type kernel (smaller code, same results)
+    const auto one = [](GgmlType) { return 0; };
+    switch (items[0].type) {
+      case GgmlType::Q4_K: return dispatch_group<MvQ45K<false>>(items, n, cols, x, m, one, stream);
+      case GgmlType::Q5_K: return dispatch_group<MvQ45K<true>>(items, n, cols, x, m, one, stream);
+      default: return dispatch_group<MvQ6K>(items, n, cols, x, m, one, stream);
+    }
+  }
+  if (kquant)  // mixed K-quants (Q4_K_M: Q4_K with Q6_K)
+    return dispatch_group<MvQ45K<false>, MvQ45K<true>, MvQ6K>(items, n, cols, x, m, kquant_sel, stream);
+  // 32-element types: one launch each, on the activations quantized once.
+  for (int i = 0; i < n; ++i)
+    matvec_quant(items[i].type, items[i].w, items[i].rows, cols, x, m, items[i].y, items[i].y_stride, stream);
 }
 
 }  // namespace velo::cuda::detail
