@@ -1,10 +1,13 @@
 // Prefill attention benchmark (standalone main): velo::cuda::PrefillAttention's
-// fused Flash kernel against the cuBLAS path on Llama-3-8B-shaped heads (32 q /
+// fused Flash kernel (16 and 32 query rows per warp; PrefillAttention runs the
+// default, see attention_flash.cu) against the cuBLAS path on Llama-3-8B-shaped heads (32 q /
 // 8 kv heads, head_dim 128; and head_dim 64), one sequence's chunk of n tokens
 // after `start` cached ones, K/V in a paged cache (block 16, shuffled blocks).
 // TFLOP/s counts 4 * heads * head_dim per visible (query, key) pair (causal),
 // the work an exact attention must do; % is of --peak (default 789, the
-// measured H100 BF16 dense peak). Median of 20 runs after 3 warm-ups.
+// measured H100 BF16 dense peak). Median of 20 runs after 3 warm-ups. "diff" is
+// max |fused - cublas| / max |cublas| over the outputs (a sanity check; the
+// tests compare both with the CPU).
 //   bench_prefill_attention [--peak TFLOPS]
 #if defined(VELO_WITH_CUDA)
 #include <cuda_runtime.h>
@@ -18,6 +21,7 @@
 #include <random>
 #include <vector>
 
+#include "backend/cuda/attention_flash.h"
 #include "backend/cuda/devices.h"
 #include "backend/cuda/ops.h"
 
@@ -65,8 +69,8 @@ int main(int argc, char** argv) {
   CK(cudaEventCreate(&e0));
   CK(cudaEventCreate(&e1));
   std::mt19937 rng(7);
-  std::printf("%-12s %6s %6s %10s %10s %8s %10s %8s %8s\n", "heads/kv/hd", "start", "n", "cublas us", "TFLOP/s",
-              "%peak", "flash us", "TFLOP/s", "%peak");
+  std::printf("%-12s %6s %6s | %9s %7s %6s | %9s %7s %6s | %9s %7s %6s\n", "heads/kv/hd", "start", "n",
+              "cublas us", "TFLOP/s", "%peak", "flash16", "TFLOP/s", "%peak", "flash32", "TFLOP/s", "%peak");
   for (const Case& c : cases) {
     velo::cuda::AttnArgs a;
     a.n_heads = c.heads;
@@ -93,17 +97,21 @@ int main(int argc, char** argv) {
     const velo::cuda::KvLayer layer{dk, dv, kBlock, c.kv_heads, c.hd};
     const double pairs = static_cast<double>(c.n) * c.start + static_cast<double>(c.n) * (c.n + 1) / 2;
     const double flop = 4.0 * c.heads * c.hd * pairs;
-    double us[2] = {0, 0};
-    for (int pi = 0; pi < 2; ++pi) {
-      auto pa = PrefillAttention::create(a, c.n, total, stream, pi == 0 ? PrefillPath::Cublas : PrefillPath::Flash);
-      if (!pa.ok()) {
-        std::fprintf(stderr, "%s\n", pa.message().c_str());
-        return 1;
-      }
+    auto pa = PrefillAttention::create(a, c.n, total, stream, PrefillPath::Cublas);
+    if (!pa.ok()) {
+      std::fprintf(stderr, "%s\n", pa.message().c_str());
+      return 1;
+    }
+    double us[3] = {0, 0, 0};
+    std::vector<float> res[3];
+    for (int pi = 0; pi < 3; ++pi) {  // cuBLAS path, fused with 16 and 32 rows per warp
       std::vector<double> t;
       for (int r = 0; r < 23; ++r) {
         CK(cudaEventRecord(e0, stream));
-        (*pa)->run(layer, dt, c.start, c.n, dq, dout, stride);
+        if (pi == 0)
+          (*pa)->run(layer, dt, c.start, c.n, dq, dout, stride);
+        else
+          velo::cuda::prefill::flash(a, layer, dt, c.start, c.n, dq, dout, stride, stream, pi == 1 ? 16 : 32);
         CK(cudaEventRecord(e1, stream));
         CK(cudaEventSynchronize(e1));
         float ms = 0;
@@ -113,11 +121,19 @@ int main(int argc, char** argv) {
       CK(cudaGetLastError());
       std::sort(t.begin(), t.end());
       us[pi] = t[t.size() / 2];
+      res[pi].resize(q.size());
+      CK(cudaMemcpy(res[pi].data(), dout, q.size() * sizeof(float), cudaMemcpyDeviceToHost));
+    }
+    // Agreement of the fused outputs with the cuBLAS path's: max |diff| / max |cublas|.
+    double diff = 0, mag = 0;
+    for (size_t i = 0; i < q.size(); ++i) {
+      mag = std::max(mag, std::fabs(static_cast<double>(res[0][i])));
+      for (int pi = 1; pi < 3; ++pi) diff = std::max(diff, std::fabs(static_cast<double>(res[pi][i]) - res[0][i]));
     }
     auto tf = [&](double u) { return flop / (u * 1e6); };
-    std::printf("%3d/%2d/%-5d %6d %6d %10.1f %10.1f %7.1f%% %10.1f %8.1f %7.1f%%  x%.2f\n", c.heads, c.kv_heads, c.hd,
-                c.start, c.n, us[0], tf(us[0]), 100 * tf(us[0]) / peak, us[1], tf(us[1]), 100 * tf(us[1]) / peak,
-                us[0] / us[1]);
+    std::printf("%3d/%2d/%-5d %6d %6d", c.heads, c.kv_heads, c.hd, c.start, c.n);
+    for (double u : us) std::printf(" | %9.1f %7.1f %5.1f%%", u, tf(u), 100 * tf(u) / peak);
+    std::printf(" | x%.2f  (diff %.1e)\n", us[0] / std::min(us[1], us[2]), diff / std::max(mag, 1e-30));
     CK(cudaFree(dk));
     CK(cudaFree(dv));
     CK(cudaFree(dt));

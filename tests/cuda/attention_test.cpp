@@ -30,6 +30,7 @@
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/kv_cache.h"
+#include "backend/cuda/attention_flash.h"
 #include "backend/cuda/devices.h"
 #include "cuda/cuda_test_util.h"
 #include "backend/cuda/ops.h"
@@ -203,8 +204,8 @@ class CudaAttention : public ::testing::Test {
     EXPECT_LE(err, tol) << "seed " << seed_;
   }
 
-  // One sequence's chunk of n tokens after `start` cached ones, through `path` (Auto: as
-  // the engine would pick); prefill_path_ / prefill_block_ override the defaults.
+  // One sequence's chunk of n tokens after `start` cached ones, through prefill_path_ (Auto:
+  // as the engine would pick), or the fused kernel with prefill_rows_ rows per warp when set.
   void prefill(const Shape& s, int start, int n, int max_tokens, int max_ctx, double tol = 1e-3) {
     const std::vector<std::pair<int, int>> seqs{{start, n}};
     const PagedKv kv(s, {start + n}, rng_, prefill_block_);
@@ -216,16 +217,22 @@ class CudaAttention : public ::testing::Test {
     auto pa = PrefillAttention::create(a, max_tokens, max_ctx, stream_, prefill_path_);
     ASSERT_TRUE(pa.ok()) << pa.message();
     Dev<float> dq(q), dout(n * stride);
-    (*pa)->run(kv.dev_layer(s), kv.dtables->get(), start, n, dq.get(), dout.get(), stride);
+    if (prefill_rows_)
+      prefill::flash(a, kv.dev_layer(s), kv.dtables->get(), start, n, dq.get(), dout.get(), stride, stream_,
+                     prefill_rows_);
+    else
+      (*pa)->run(kv.dev_layer(s), kv.dtables->get(), start, n, dq.get(), dout.get(), stride);
     sync();
     const double err = compare(dout.download(), ref, n, stride, cols);
-    std::printf("  prefill %s %d/%d hd %d cap %g win %d block %d start %d n %d: rel err %.2e\n",
-                (*pa)->path() == PrefillPath::Flash ? "flash" : "cublas", s.heads, s.kv_heads, s.hd, s.softcap,
-                s.window, prefill_block_, start, n, err);
+    const std::string how = prefill_rows_ ? "flash/" + std::to_string(prefill_rows_)
+                                          : (*pa)->path() == PrefillPath::Flash ? "flash" : "cublas";
+    std::printf("  prefill %s %d/%d hd %d cap %g win %d block %d start %d n %d: rel err %.2e\n", how.c_str(),
+                s.heads, s.kv_heads, s.hd, s.softcap, s.window, prefill_block_, start, n, err);
     EXPECT_LE(err, tol) << "seed " << seed_;
   }
   PrefillPath prefill_path_ = PrefillPath::Auto;
   int prefill_block_ = kBlock;
+  int prefill_rows_ = 0;
 
   cudaStream_t stream_ = nullptr;
   uint32_t seed_ = 0;
@@ -345,29 +352,38 @@ TEST_F(CudaAttention, PrefillPathChoice) {
 // are not a multiple of the tile, with and without a cached prefix.
 TEST_F(CudaAttention, PrefillFlashGroups) {
   prefill_path_ = PrefillPath::Flash;
-  for (const Shape& s : {Shape{8, 8, 128}, Shape{8, 4, 64}, Shape{16, 4, 128}, Shape{24, 3, 64},
-                         Shape{32, 2, 128}, Shape{32, 2, 64}}) {
-    for (int n : {1, 63, 65, 130}) {
-      prefill(s, 0, n, 256, 1024);
-      prefill(s, 37, n, 256, 1024);
+  const Shape shapes[] = {{8, 8, 128}, {8, 4, 64}, {16, 4, 128}, {24, 3, 64}, {32, 2, 128}, {32, 2, 64}};
+  for (int rows : {16, 32}) {
+    prefill_rows_ = rows;
+    for (const Shape& s : shapes) {
+      for (int n : {1, 63, 65, 130}) {
+        prefill(s, 0, n, 256, 1024);
+        prefill(s, 37, n, 256, 1024);
+      }
     }
   }
 }
 // Sliding windows (shorter and longer than a tile, cutting tiles at both ends) and soft caps.
 TEST_F(CudaAttention, PrefillFlashWindowSoftCap) {
   prefill_path_ = PrefillPath::Flash;
-  prefill({8, 8, 64, 0.0f, 64}, 1000, 300, 512, 2048);
-  prefill({8, 8, 64, 0.0f, 64}, 0, 300, 512, 2048);
-  prefill({16, 4, 128, 0.0f, 17}, 100, 200, 256, 1024);
-  prefill({16, 4, 128, 0.0f, 1}, 5, 70, 256, 1024);  // each token sees only itself
-  prefill({16, 2, 128, 0.0f, 300}, 700, 257, 300, 2048);
-  prefill({32, 8, 128, 50.0f}, 333, 300, 300, 1024);
-  prefill({8, 2, 64, 30.0f, 100}, 260, 300, 300, 1024);
+  for (int rows : {16, 32}) {
+    prefill_rows_ = rows;
+    prefill({8, 8, 64, 0.0f, 64}, 1000, 300, 512, 2048);
+    prefill({8, 8, 64, 0.0f, 64}, 0, 300, 512, 2048);
+    prefill({16, 4, 128, 0.0f, 17}, 100, 200, 256, 1024);
+    prefill({16, 4, 128, 0.0f, 1}, 5, 70, 256, 1024);  // each token sees only itself
+    prefill({16, 2, 128, 0.0f, 300}, 700, 257, 300, 2048);
+    prefill({32, 8, 128, 50.0f}, 333, 300, 300, 1024);
+    prefill({8, 2, 64, 30.0f, 100}, 260, 300, 300, 1024);
+  }
 }
 // Llama-3-8B's shape over a long prompt, and a long chunk continuing a cached prefix.
 TEST_F(CudaAttention, PrefillFlashLongContext) {
   prefill_path_ = PrefillPath::Flash;
   prefill({32, 8, 128}, 0, 2048, 2048, 2048);
+  prefill_rows_ = 32;
+  prefill({32, 8, 128}, 0, 2048, 2048, 2048);
+  prefill_rows_ = 0;
   prefill({32, 8, 128}, 3000, 1000, 1024, 4096);
   prefill({32, 8, 128, 0.0f, 512}, 3000, 1000, 1024, 4096);
 }
@@ -375,8 +391,11 @@ TEST_F(CudaAttention, PrefillFlashLongContext) {
 TEST_F(CudaAttention, PrefillFlashPeakyScores) {
   prefill_path_ = PrefillPath::Flash;
   q_sd_ = 30.0f;
-  prefill({32, 8, 128}, 100, 300, 300, 1024);
-  prefill({9, 3, 64}, 0, 200, 256, 1024);
+  for (int rows : {16, 32}) {
+    prefill_rows_ = rows;
+    prefill({32, 8, 128}, 100, 300, 300, 1024);
+    prefill({9, 3, 64}, 0, 200, 256, 1024);
+  }
 }
 // Block sizes other than 16, one not a power of two (division, not shift, in the kernel).
 TEST_F(CudaAttention, PrefillFlashBlockSizes) {
@@ -385,6 +404,8 @@ TEST_F(CudaAttention, PrefillFlashBlockSizes) {
   prefill({32, 8, 128}, 50, 200, 256, 1024);
   prefill_block_ = 256;
   prefill({16, 4, 64, 0.0f, 100}, 300, 200, 256, 1024);
+  prefill_rows_ = 32;
+  prefill({16, 4, 128, 0.0f, 100}, 300, 200, 256, 1024);
 }
 
 // Timings on the GPU (not a correctness check): ./test_cuda --gtest_also_run_disabled_tests

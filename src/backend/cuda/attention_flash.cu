@@ -1,11 +1,13 @@
 // Fused prefill attention (flash attention 2 style) on the tensor cores.
 //
-// A CTA takes kBM query rows of one kv head. Rows are (token, q head of the
-// group) pairs, the group's heads adjacent, so each K/V tile loaded serves all
-// q heads sharing it (grouped-query attention for free); the causal / window
-// mask is per row (a row's position is its token's). Its 4 warps own 16 rows
-// each and walk the visible keys in tiles of kBN:
-//   S = Q.K^T     mma m16n8k16 (Q fragments in registers, K from shared memory)
+// A CTA takes 4 warps x 16*MT query rows of one kv head. Rows are (token, q
+// head of the group) pairs, the group's heads adjacent, so each K/V tile loaded
+// serves all q heads sharing it (grouped-query attention for free); the causal /
+// window mask is per row (a row's position is its token's). Each warp owns
+// MT m16 tiles of rows (MT = 2 reuses each K/V fragment read from shared memory
+// twice) and walks the visible keys in tiles of kBN (64; 32 for head_dim 128 at
+// MT = 2, where S's registers would not fit beside O's):
+//   S = Q.K^T     mma m16n8k16 (Q fragments in registers at MT = 1, K from shared memory)
 //   logits        soft cap, scale, mask (only on tiles the mask cuts)
 //   online softmax running max m and sum l per row; O and l rescaled by exp(m_old - m)
 //   O += P.V      P = fp16(exp(s - m)) straight from S's accumulator registers
@@ -24,13 +26,13 @@
 #include <cstdio>
 
 #include "backend/cuda/attention_flash.h"
+#include "backend/cuda/attention_math.cuh"
 
 namespace velo::cuda::prefill {
 namespace {
 
-constexpr int kBM = 64;  // query rows per CTA
-constexpr int kBN = 64;  // keys per tile
-constexpr int kWarps = kBM / 16;
+constexpr int kDefaultWarpRows = 16;  // see flash() in attention_flash.h
+constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -47,9 +49,10 @@ struct Params {
   float scale, softcap, inv_cap;
 };
 
-template <int HD>
-constexpr int smem_bytes() {
-  return (kBM + 4 * kBN) * HD * 2;  // Q + 2 stages of (K, V), fp16
+// Keys per tile: 64, or 32 where S's registers would not fit beside O's (head_dim 128, 32 rows per warp).
+constexpr int keys_per_tile(int hd, int mt) { return hd * mt > 128 ? 32 : 64; }
+constexpr int smem_bytes(int hd, int mt) {
+  return (16 * mt * kWarps + 4 * keys_per_tile(hd, mt)) * hd * 2;  // Q + 2 stages of (K, V), fp16
 }
 
 // Halves offset of 16-byte chunk c of row `row` in a [rows][HD] fp16 tile. The
@@ -93,27 +96,31 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&h);
 }
 
-template <int HD>
+template <int HD, int MT>
 __global__ void __launch_bounds__(kThreads) flash_kernel(const Params p) {
-  constexpr int CH = HD / 8;   // 16-byte chunks per row
-  constexpr int KS = HD / 16;  // k-steps of Q.K^T
-  constexpr int NT = kBN / 8;  // 8-key n-tiles of S
-  constexpr int OT = HD / 8;   // 8-dim n-tiles of O
+  constexpr int BM = 16 * MT * kWarps;  // query rows per CTA
+  constexpr int kBN = keys_per_tile(HD, MT);
+  constexpr int CH = HD / 8;            // 16-byte chunks per row
+  constexpr int KS = HD / 16;           // k-steps of Q.K^T
+  constexpr int NT = kBN / 8;           // 8-key n-tiles of S
+  constexpr int OT = HD / 8;            // 8-dim n-tiles of O
+  constexpr bool kQRegs = MT == 1;      // Q fragments held in registers (else re-read from shared)
   extern __shared__ __align__(128) uint16_t sm[];
-  uint16_t* sq = sm;             // [kBM][HD]
-  uint16_t* skv = sm + kBM * HD;  // [stage][K, V][kBN][HD]
+  uint16_t* sq = sm;             // [BM][HD]
+  uint16_t* skv = sm + BM * HD;  // [stage][K, V][kBN][HD]
 
   const int kvh = blockIdx.x;
-  const int m0 = (gridDim.y - 1 - blockIdx.y) * kBM;  // the rows with the most keys start first
+  const int m0 = (gridDim.y - 1 - blockIdx.y) * BM;  // the rows with the most keys start first
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, j = lane & 3;
-  const int m_last = min(m0 + kBM, p.rows) - 1;
+  const int wrow = warp * 16 * MT;  // this warp's first row in the CTA
+  const int m_last = min(m0 + BM, p.rows) - 1;
   const int pos_lo = p.start + m0 / p.group, pos_hi = p.start + m_last / p.group;
   const int kbeg = p.window > 0 ? max(0, pos_lo - p.window + 1) : 0;
   const int kend = pos_hi + 1;  // keys [kbeg, kend) are visible to some row of the CTA
   const int n_tiles = (kend - kbeg + kBN - 1) / kBN;
 
   // Q rows -> fp16, shared.
-  for (int i = tid; i < kBM * CH; i += kThreads) {
+  for (int i = tid; i < BM * CH; i += kThreads) {
     const int r = i / CH, c = i % CH, m = m0 + r;
     uint4 h = make_uint4(0, 0, 0, 0);
     if (m < p.rows) {
@@ -154,23 +161,29 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(const Params p) {
   cp_async_commit();
   __syncthreads();  // Q stored
 
-  // This warp's Q as A fragments (rows warp*16 .. +15), kept for the whole loop.
-  uint32_t qf[KS][4];
+  // Q's A fragment of m-tile mt, k-step ks (rows wrow + 16mt .. +15, dims 16ks .. +15).
+  auto load_q = [&](int mt, int ks, uint32_t (&a)[4]) {
+    ldsm_x4(smem_addr(sq + swz<HD>(wrow + 16 * mt + (lane & 15), 2 * ks + (lane >> 4))), a);
+  };
+  uint32_t qf[kQRegs ? KS : 1][4];
+  if constexpr (kQRegs) {
 #pragma unroll
-  for (int ks = 0; ks < KS; ++ks) ldsm_x4(smem_addr(sq + swz<HD>(warp * 16 + (lane & 15), 2 * ks + (lane >> 4))), qf[ks]);
-
-  // This thread's rows: warp*16 + g (r = 0) and + 8 (r = 1); padding rows take the last row's position.
-  int pos[2], lo[2];
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int m = min(m0 + warp * 16 + g + 8 * r, p.rows - 1);
-    pos[r] = p.start + m / p.group;
-    lo[r] = p.window > 0 ? pos[r] - p.window + 1 : 0;
+    for (int ks = 0; ks < KS; ++ks) load_q(0, ks, qf[ks]);
   }
-  float o[OT][4];
+
+  // Position of this thread's row r (0: wrow + 16mt + g, 1: + 8) of m-tile mt; padding rows
+  // take the last row's. Recomputed where needed (registers are short for MT = 2).
+  auto pos_of = [&](int mt, int r) { return p.start + min(m0 + wrow + 16 * mt + g + 8 * r, p.rows - 1) / p.group; };
+  const int span = p.window > 0 ? p.window : 1 << 30;  // a row at pos sees keys (pos - span, pos]
+  float o[MT][OT][4];
+  float row_m[MT][2], row_l[MT][2];
 #pragma unroll
-  for (int i = 0; i < OT; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
-  float row_m[2] = {-INFINITY, -INFINITY}, row_l[2] = {0.0f, 0.0f};
+  for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+    for (int i = 0; i < OT; ++i) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.0f;
+    row_m[mt][0] = row_m[mt][1] = -INFINITY;
+    row_l[mt][0] = row_l[mt][1] = 0.0f;
+  }
 
   for (int it = 0; it < n_tiles; ++it) {
     const int k0 = kbeg + it * kBN;
@@ -182,64 +195,80 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(const Params p) {
     const uint16_t* sv = sk + kBN * HD;
 
     // S = Q.K^T: x4 loads give b0/b1 of two 8-key n-tiles (keys 16np + 0..7 and + 8..15).
-    float s[NT][4];
+    float s[MT][NT][4];
 #pragma unroll
-    for (int i = 0; i < NT; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int i = 0; i < NT; ++i) s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.0f;
 #pragma unroll
     for (int ks = 0; ks < KS; ++ks) {
+      uint32_t qa[MT][4];
+      if constexpr (!kQRegs) {
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) load_q(mt, ks, qa[mt]);
+      }
 #pragma unroll
       for (int np = 0; np < NT / 2; ++np) {
         uint32_t b[4];
         ldsm_x4(smem_addr(sk + swz<HD>(16 * np + (lane & 7) + ((lane >> 4) << 3), 2 * ks + ((lane >> 3) & 1))), b);
-        mma16816(s[2 * np], qf[ks], b[0], b[1]);
-        mma16816(s[2 * np + 1], qf[ks], b[2], b[3]);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          const uint32_t(&a)[4] = kQRegs ? qf[kQRegs ? ks : 0] : qa[mt];
+          mma16816(s[mt][2 * np], a, b[0], b[1]);
+          mma16816(s[mt][2 * np + 1], a, b[2], b[3]);
+        }
       }
     }
 
-    // Logits as cpu::softcap / scale compute them; -inf where masked. s[nt][e]: row r = e / 2,
-    // key k0 + 8nt + 2j + e % 2.
+    // Logits as cpu::softcap / scale compute them; -inf where masked. s[mt][nt][e]: row r = e / 2
+    // of m-tile mt, key k0 + 8nt + 2j + e % 2.
     const bool full = k0 + kBN <= pos_lo + 1 && (p.window <= 0 || k0 >= pos_hi - p.window + 1);
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
+    for (int mt = 0; mt < MT; ++mt) {
+      const int pos[2] = {full ? 0 : pos_of(mt, 0), full ? 0 : pos_of(mt, 1)};
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float x = s[nt][e];
-        if (p.softcap > 0.0f) x = __fmul_rn(tanhf(__fmul_rn(x, p.inv_cap)), p.softcap);
-        x = __fmul_rn(x, p.scale);
-        if (!full) {
-          const int key = k0 + 8 * nt + 2 * j + (e & 1), r = e >> 1;
-          if (key > pos[r] || key < lo[r]) x = -INFINITY;
+      for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float x = attn::logit(s[mt][nt][e], p.softcap, p.inv_cap, p.scale);
+          if (!full) {
+            const int key = k0 + 8 * nt + 2 * j + (e & 1), r = e >> 1;
+            if (key > pos[r] || key <= pos[r] - span) x = -INFINITY;
+          }
+          s[mt][nt][e] = x;
         }
-        s[nt][e] = x;
       }
     }
 
     // Online softmax; the 4 threads of a quad share a row.
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float mx = -INFINITY;
+    for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-      for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(row_m[r], mx);
-      const float mu = m_new == -INFINITY ? 0.0f : m_new;  // no key seen yet: keep exp(-inf) = 0
-      const float alpha = exp2f(__fmul_rn(__fsub_rn(row_m[r], mu), kLog2e));
-      row_m[r] = m_new;
-      float sum = 0.0f;
+      for (int r = 0; r < 2; ++r) {
+        float mx = -INFINITY;
 #pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
+        for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][2 * r], s[mt][nt][2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(row_m[mt][r], mx);
+        const float mu = m_new == -INFINITY ? 0.0f : m_new;  // no key seen yet: keep exp(-inf) = 0
+        const float alpha = exp2f(__fmul_rn(__fsub_rn(row_m[mt][r], mu), kLog2e));
+        row_m[mt][r] = m_new;
+        float sum = 0.0f;
 #pragma unroll
-        for (int e = 2 * r; e < 2 * r + 2; ++e) {
-          s[nt][e] = exp2f(__fmul_rn(__fsub_rn(s[nt][e], mu), kLog2e));
-          sum += s[nt][e];
+        for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+          for (int e = 2 * r; e < 2 * r + 2; ++e) {
+            s[mt][nt][e] = exp2f(__fmul_rn(__fsub_rn(s[mt][nt][e], mu), kLog2e));
+            sum += s[mt][nt][e];
+          }
         }
-      }
-      row_l[r] = __fmaf_rn(row_l[r], alpha, sum);
+        row_l[mt][r] = __fmaf_rn(row_l[mt][r], alpha, sum);
 #pragma unroll
-      for (int i = 0; i < OT; ++i) {
-        o[i][2 * r] *= alpha;
-        o[i][2 * r + 1] *= alpha;
+        for (int i = 0; i < OT; ++i) {
+          o[mt][i][2 * r] *= alpha;
+          o[mt][i][2 * r + 1] *= alpha;
+        }
       }
     }
 
@@ -247,16 +276,24 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(const Params p) {
     // transposed x4 loads give b0/b1 of two 8-dim n-tiles of V.
 #pragma unroll
     for (int kc = 0; kc < kBN / 16; ++kc) {
-      const uint32_t a[4] = {pack_half2(s[2 * kc][0], s[2 * kc][1]), pack_half2(s[2 * kc][2], s[2 * kc][3]),
-                             pack_half2(s[2 * kc + 1][0], s[2 * kc + 1][1]),
-                             pack_half2(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+      uint32_t a[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        a[mt][0] = pack_half2(s[mt][2 * kc][0], s[mt][2 * kc][1]);
+        a[mt][1] = pack_half2(s[mt][2 * kc][2], s[mt][2 * kc][3]);
+        a[mt][2] = pack_half2(s[mt][2 * kc + 1][0], s[mt][2 * kc + 1][1]);
+        a[mt][3] = pack_half2(s[mt][2 * kc + 1][2], s[mt][2 * kc + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < HD / 16; ++dp) {
         uint32_t b[4];
         ldsm_x4_trans(smem_addr(sv + swz<HD>(16 * kc + (lane & 7) + (((lane >> 3) & 1) << 3), 2 * dp + (lane >> 4))),
                       b);
-        mma16816(o[2 * dp], a, b[0], b[1]);
-        mma16816(o[2 * dp + 1], a, b[2], b[3]);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma16816(o[mt][2 * dp], a[mt], b[0], b[1]);
+          mma16816(o[mt][2 * dp + 1], a[mt], b[2], b[3]);
+        }
       }
     }
   }
@@ -264,29 +301,32 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(const Params p) {
 
   // out = O / l: row r's dims 8i + 2j, +1.
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float l = row_l[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const int m = m0 + warp * 16 + g + 8 * r;
-    if (m >= p.rows) continue;
-    const float inv = 1.0f / l;
-    const int t = m / p.group, head = kvh * p.group + (m - t * p.group);
-    float* dst = p.out + t * p.q_stride + static_cast<int64_t>(head) * HD + 2 * j;
+  for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-    for (int i = 0; i < OT; ++i) {
-      dst[8 * i] = o[i][2 * r] * inv;
-      dst[8 * i + 1] = o[i][2 * r + 1] * inv;
+    for (int r = 0; r < 2; ++r) {
+      float l = row_l[mt][r];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const int m = m0 + wrow + 16 * mt + g + 8 * r;
+      if (m >= p.rows) continue;
+      const float inv = 1.0f / l;
+      const int t = m / p.group, head = kvh * p.group + (m - t * p.group);
+      float* dst = p.out + t * p.q_stride + static_cast<int64_t>(head) * HD + 2 * j;
+#pragma unroll
+      for (int i = 0; i < OT; ++i) {
+        dst[8 * i] = o[mt][i][2 * r] * inv;
+        dst[8 * i + 1] = o[mt][i][2 * r + 1] * inv;
+      }
     }
   }
 }
 
-template <int HD>
-void launch(const Params& p, int m_tiles, cudaStream_t stream) {
-  constexpr int bytes = smem_bytes<HD>();
+template <int HD, int MT>
+void launch(const Params& p, cudaStream_t stream) {
+  constexpr int bm = 16 * MT * kWarps, bytes = smem_bytes(HD, MT);
   // Above the 48 KiB default: opt in (per device; cheap, so on every launch).
-  cudaFuncSetAttribute(flash_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-  flash_kernel<HD><<<dim3(p.n_kv_heads, m_tiles), kThreads, bytes, stream>>>(p);
+  cudaFuncSetAttribute(flash_kernel<HD, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  flash_kernel<HD, MT><<<dim3(p.n_kv_heads, (p.rows + bm - 1) / bm), kThreads, bytes, stream>>>(p);
 }
 
 }  // namespace
@@ -297,7 +337,7 @@ bool flash_supported(const AttnArgs& a) {
 }
 
 void flash(const AttnArgs& a, const KvLayer& kv, const int32_t* block_table, int start, int n, const float* q,
-           float* out, int64_t q_stride, cudaStream_t stream) {
+           float* out, int64_t q_stride, cudaStream_t stream, int warp_rows) {
   if (n <= 0) return;
   Params p{};
   p.q = q;
@@ -316,11 +356,11 @@ void flash(const AttnArgs& a, const KvLayer& kv, const int32_t* block_table, int
   p.scale = a.scale;
   p.softcap = a.softcap;
   p.inv_cap = a.softcap > 0.0f ? 1.0f / a.softcap : 0.0f;
-  const int m_tiles = (p.rows + kBM - 1) / kBM;
+  if (warp_rows == 0) warp_rows = kDefaultWarpRows;
   if (a.head_dim == 64)
-    launch<64>(p, m_tiles, stream);
+    warp_rows == 16 ? launch<64, 1>(p, stream) : launch<64, 2>(p, stream);
   else
-    launch<128>(p, m_tiles, stream);
+    warp_rows == 16 ? launch<128, 1>(p, stream) : launch<128, 2>(p, stream);
 }
 
 }  // namespace velo::cuda::prefill

@@ -15,7 +15,9 @@ bool flash_supported(const AttnArgs& a);
 // Same contract as PrefillAttention::run: n query tokens at positions start .. start+n-1
 // (rows of q / out, q_stride floats apart, heads concatenated) over keys 0 .. start+n-1 of
 // one sequence, read through block_table. No scratch; enqueues one kernel on `stream`.
+// warp_rows: query rows per warp, 16 or 32 (more rows reuse each K/V fragment loaded
+// from shared memory more often, at more registers); 0 picks the default.
 void flash(const AttnArgs& a, const KvLayer& kv, const int32_t* block_table, int start, int n, const float* q,
-           float* out, int64_t q_stride, cudaStream_t stream);
+           float* out, int64_t q_stride, cudaStream_t stream, int warp_rows = 0);
 
 }  // namespace velo::cuda::prefill
