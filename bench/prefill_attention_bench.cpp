@@ -59,9 +59,12 @@ int main(int argc, char** argv) {
   }
   using velo::cuda::PrefillAttention;
   using velo::cuda::PrefillPath;
-  const std::vector<Case> cases{{32, 8, 128, 0, 512},    {32, 8, 128, 0, 1024}, {32, 8, 128, 0, 2048},
-                                {32, 8, 128, 0, 4096},   {32, 8, 128, 0, 8192}, {32, 8, 128, 2048, 2048},
-                                {32, 8, 128, 6144, 2048}, {32, 8, 64, 0, 2048},  {32, 32, 128, 0, 2048}};
+  // A 2048-token prompt in one call, then as the 4 calls of 512 queries the forward pass
+  // makes at prefill_chunk = 512 (their times add up to the prompt's).
+  const std::vector<Case> cases{
+      {32, 8, 128, 0, 512},     {32, 8, 128, 0, 1024},    {32, 8, 128, 0, 2048},   {32, 8, 128, 512, 512},
+      {32, 8, 128, 1024, 512},  {32, 8, 128, 1536, 512},  {32, 8, 128, 0, 4096},   {32, 8, 128, 0, 8192},
+      {32, 8, 128, 2048, 2048}, {32, 8, 128, 6144, 2048}, {32, 8, 64, 0, 2048},    {32, 32, 128, 0, 2048}};
   constexpr int kBlock = 16;
   cudaStream_t stream;
   CK(cudaStreamCreate(&stream));

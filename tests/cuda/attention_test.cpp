@@ -209,7 +209,7 @@ class CudaAttention : public ::testing::Test {
   void prefill(const Shape& s, int start, int n, int max_tokens, int max_ctx, double tol = 1e-3) {
     const std::vector<std::pair<int, int>> seqs{{start, n}};
     const PagedKv kv(s, {start + n}, rng_, prefill_block_);
-    const int64_t cols = int64_t{s.heads} * s.hd, stride = cols + 8;
+    const int64_t cols = int64_t{s.heads} * s.hd, stride = cols + prefill_pad_;
     const std::vector<float> q = randn(n * stride, q_sd_);
     const auto ref = cpu_reference(s, kv, seqs, q, stride, max_ctx);
 
@@ -233,6 +233,7 @@ class CudaAttention : public ::testing::Test {
   PrefillPath prefill_path_ = PrefillPath::Auto;
   int prefill_block_ = kBlock;
   int prefill_rows_ = 0;
+  int prefill_pad_ = 8;  // floats after the heads in each q / out row
 
   cudaStream_t stream_ = nullptr;
   uint32_t seed_ = 0;
@@ -406,6 +407,14 @@ TEST_F(CudaAttention, PrefillFlashBlockSizes) {
   prefill({16, 4, 64, 0.0f, 100}, 300, 200, 256, 1024);
   prefill_rows_ = 32;
   prefill({16, 4, 128, 0.0f, 100}, 300, 200, 256, 1024);
+}
+// Odd row strides: out rows not 8-byte aligned (the kernel then stores single floats).
+TEST_F(CudaAttention, PrefillFlashOddStride) {
+  prefill_path_ = PrefillPath::Flash;
+  prefill_pad_ = 3;
+  prefill({32, 8, 128}, 10, 100, 128, 1024);
+  prefill_rows_ = 32;
+  prefill({8, 2, 64}, 10, 100, 128, 1024);
 }
 
 // Timings on the GPU (not a correctness check): ./test_cuda --gtest_also_run_disabled_tests

@@ -47,6 +47,7 @@ struct Params {
   int n_kv_heads, start, group, rows;  // rows = n tokens * group (per kv head)
   int window;
   float scale, softcap, inv_cap;
+  bool out_pairs;  // out rows allow 8-byte stores (out 8-byte aligned, q_stride even)
 };
 
 // Keys per tile: 64, or 32 where S's registers would not fit beside O's (head_dim 128, 32 rows per warp).
@@ -314,8 +315,13 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(const Params p) {
       float* dst = p.out + t * p.q_stride + static_cast<int64_t>(head) * HD + 2 * j;
 #pragma unroll
       for (int i = 0; i < OT; ++i) {
-        dst[8 * i] = o[mt][i][2 * r] * inv;
-        dst[8 * i + 1] = o[mt][i][2 * r + 1] * inv;
+        const float x0 = o[mt][i][2 * r] * inv, x1 = o[mt][i][2 * r + 1] * inv;
+        if (p.out_pairs) {
+          *reinterpret_cast<float2*>(dst + 8 * i) = make_float2(x0, x1);
+        } else {
+          dst[8 * i] = x0;
+          dst[8 * i + 1] = x1;
+        }
       }
     }
   }
@@ -356,6 +362,7 @@ void flash(const AttnArgs& a, const KvLayer& kv, const int32_t* block_table, int
   p.scale = a.scale;
   p.softcap = a.softcap;
   p.inv_cap = a.softcap > 0.0f ? 1.0f / a.softcap : 0.0f;
+  p.out_pairs = reinterpret_cast<uintptr_t>(out) % 8 == 0 && q_stride % 2 == 0;
   if (warp_rows == 0) warp_rows = kDefaultWarpRows;
   if (a.head_dim == 64)
     warp_rows == 16 ? launch<64, 1>(p, stream) : launch<64, 2>(p, stream);
