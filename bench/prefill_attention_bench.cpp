@@ -1,7 +1,8 @@
 // Prefill attention benchmark (standalone main): velo::cuda::PrefillAttention's
-// fused Flash kernel (16 and 32 query rows per warp; PrefillAttention runs the
-// default, see attention_flash.cu) against the cuBLAS path on Llama-3-8B-shaped heads (32 q /
-// 8 kv heads, head_dim 128; and head_dim 64), one sequence's chunk of n tokens
+// fused Flash kernel (16 and 32 query rows per warp; PrefillAttention runs
+// prefill::flash_warp_rows's pick, the "default" column) against the cuBLAS
+// path on Llama-3-8B-shaped heads (32 q / 8 kv heads, head_dim 128; and
+// head_dim 64, and 32 kv heads), one sequence's chunk of n tokens
 // after `start` cached ones, K/V in a paged cache (block 16, shuffled blocks).
 // TFLOP/s counts 4 * heads * head_dim per visible (query, key) pair (causal),
 // the work an exact attention must do; % is of --peak (default 789, the
@@ -136,7 +137,9 @@ int main(int argc, char** argv) {
     auto tf = [&](double u) { return flop / (u * 1e6); };
     std::printf("%3d/%2d/%-5d %6d %6d", c.heads, c.kv_heads, c.hd, c.start, c.n);
     for (double u : us) std::printf(" | %9.1f %7.1f %5.1f%%", u, tf(u), 100 * tf(u) / peak);
-    std::printf(" | x%.2f  (diff %.1e)\n", us[0] / std::min(us[1], us[2]), diff / std::max(mag, 1e-30));
+    const int pick = velo::cuda::prefill::flash_warp_rows(a, c.n);
+    std::printf(" | x%.2f (default %d: x%.2f)  diff %.1e\n", us[0] / std::min(us[1], us[2]), pick,
+                us[0] / us[pick == 16 ? 1 : 2], diff / std::max(mag, 1e-30));
     CK(cudaFree(dk));
     CK(cudaFree(dv));
     CK(cudaFree(dt));

@@ -31,7 +31,6 @@
 namespace velo::cuda::prefill {
 namespace {
 
-constexpr int kDefaultWarpRows = 16;  // see flash() in attention_flash.h
 constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
 constexpr float kLog2e = 1.4426950408889634f;
@@ -337,6 +336,17 @@ void launch(const Params& p, cudaStream_t stream) {
 
 }  // namespace
 
+int flash_warp_rows(const AttnArgs& a, int n) {
+  int dev = 0, sms = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+    sms = 132;  // an H100's
+  // Both variants fit 2 CTAs per SM. 32 rows per warp halve the K/V bytes each query row
+  // costs (shared memory and L2 reads), but give half the CTAs: worth it from a full wave on.
+  const int64_t ctas32 = (static_cast<int64_t>(n) * (a.n_heads / a.n_kv_heads) + 127) / 128 * a.n_kv_heads;
+  return ctas32 >= 2 * sms ? 32 : 16;
+}
+
 bool flash_supported(const AttnArgs& a) {
   return (a.head_dim == 64 || a.head_dim == 128) && a.n_heads > 0 && a.n_kv_heads > 0 &&
          a.n_heads % a.n_kv_heads == 0;
@@ -363,7 +373,7 @@ void flash(const AttnArgs& a, const KvLayer& kv, const int32_t* block_table, int
   p.softcap = a.softcap;
   p.inv_cap = a.softcap > 0.0f ? 1.0f / a.softcap : 0.0f;
   p.out_pairs = reinterpret_cast<uintptr_t>(out) % 8 == 0 && q_stride % 2 == 0;
-  if (warp_rows == 0) warp_rows = kDefaultWarpRows;
+  if (warp_rows == 0) warp_rows = flash_warp_rows(a, n);
   if (a.head_dim == 64)
     warp_rows == 16 ? launch<64, 1>(p, stream) : launch<64, 2>(p, stream);
   else
