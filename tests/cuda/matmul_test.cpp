@@ -32,6 +32,7 @@
 #include "cuda/cuda_test_util.h"
 #include "backend/cuda/matmul.h"
 #include "backend/cuda/matmul_kernels.h"
+#include "backend/cuda/norm_act.h"
 #include "backend/cuda/ops.h"
 #include "core/thread_pool.h"
 #include "quant/blocks.h"
@@ -310,6 +311,78 @@ TEST_F(CudaMatmul, FloatMatvecKernelsMatchCpu) {
     }
   }
   detail::set_float_matvec_kernel(FloatMatvecKernel::kAuto);
+}
+
+// add_rmsnorm_act: the residual stream and normed rows bit for bit as add_rmsnorm, the
+// converted activations bit for bit as the standalone conversion of those rows, and a
+// run_group on them (x_prepared) equal to one that converts x itself.
+TEST_F(CudaMatmul, NormEpilogueConversionBitExact) {
+  using Kind = Matmul::ActPrep::Kind;
+  const struct { Kind kind; GgmlType weights; } cases[] = {
+      {Kind::kQ8K, GgmlType::Q4_K}, {Kind::kQ8, GgmlType::Q8_0}, {Kind::kBF16, GgmlType::BF16},
+      {Kind::kF16, GgmlType::F16}};
+  for (const auto& c : cases) {
+    for (int64_t n : {int64_t{512}, int64_t{4096}}) {
+      for (int64_t m : {1, 3, 8}) {
+        for (bool post_norm : {false, true}) {
+          SCOPED_TRACE(type_name(c.weights) + " n=" + std::to_string(n) + " m=" + std::to_string(m) +
+                       (post_norm ? " post-norm" : ""));
+          const std::vector<float> x0 = make_x(m, n), dd = make_x(m, n), w = make_x(1, n), dw = make_x(1, n);
+          Dev<float> xa(x0), xb(x0), d(dd), wn(w), dwn(dw), ya(m * n), yb(m * n);
+          const float* dwp = post_norm ? dwn.get() : nullptr;
+          add_rmsnorm(xa.get(), d.get(), dwp, wn.get(), ya.get(), m, static_cast<int>(n), 1e-5f, stream_);
+          // The reference conversion of the reference rows into a buffer of the same layout.
+          const bool half = c.kind == Kind::kF16 || c.kind == Kind::kBF16;
+          const detail::ActQuant f = c.kind == Kind::kQ8 ? detail::ActQuant::kQ8 : detail::ActQuant::kQ8K;
+          const uint64_t bytes = half ? m * n * 2 : detail::act_q8_bytes(f, m, n);
+          Dev<uint8_t> ref(bytes), got(bytes);
+          if (half) detail::round_act_half(ya.get(), m * n, c.kind == Kind::kBF16, reinterpret_cast<uint16_t*>(ref.get()), stream_);
+          else detail::quantize_act(f, ya.get(), m, n, ref.get(), stream_);
+          add_rmsnorm_act(xb.get(), d.get(), dwp, wn.get(), yb.get(), m, static_cast<int>(n), 1e-5f,
+                          Matmul::ActPrep{c.kind, got.get()}, stream_);
+          CK(cudaGetLastError());
+          CK(cudaStreamSynchronize(stream_));
+          EXPECT_EQ(xa.download(), xb.download());
+          const std::vector<float> y1 = ya.download(), y2 = yb.download();
+          ASSERT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * 4));
+          const std::vector<uint8_t> r = ref.download(), g = got.download();
+          if (half) {
+            ASSERT_EQ(0, std::memcmp(r.data(), g.data(), bytes));
+          } else {  // compare the arrays (the alignment padding between them is never written)
+            const detail::ActQ8View vr = detail::act_q8_view(f, const_cast<uint8_t*>(r.data()), m, n);
+            const detail::ActQ8View vg = detail::act_q8_view(f, const_cast<uint8_t*>(g.data()), m, n);
+            ASSERT_EQ(0, std::memcmp(vr.qs, vg.qs, m * n));
+            const int64_t nb = m * n / (f == detail::ActQuant::kQ8 ? 32 : QK_K);
+            ASSERT_EQ(0, std::memcmp(vr.d, vg.d, nb * 4));
+            if (vr.s) {
+              ASSERT_EQ(0, std::memcmp(vr.s, vg.s, nb * 4));
+            }
+            if (vr.bsum) {
+              ASSERT_EQ(0, std::memcmp(vr.bsum, vg.bsum, m * n / 16 * 4));
+            }
+          }
+
+          // Through a group: prepared by the norm == converted by the group.
+          const int64_t rows = 37;
+          Dev<uint8_t> wq(make_weights(c.weights, rows, n)), wk(make_weights(c.weights, 9, n));
+          Dev<float> o1(m * rows), o2(m * 9), p1(m * rows), p2(m * 9);
+          const Matmul::Out plain[2] = {{{c.weights, wq.get(), rows, n}, o1.get(), 0}, {{c.weights, wk.get(), 9, n}, o2.get(), 0}};
+          const Matmul::Out prep[2] = {{{c.weights, wq.get(), rows, n}, p1.get(), 0}, {{c.weights, wk.get(), 9, n}, p2.get(), 0}};
+          mm_->run_group(plain, 2, ya.get(), m);
+          const Matmul::ActPrep ap = mm_->act_prep(prep, 2, m);
+          EXPECT_EQ(ap.kind, m <= 2 && half ? Kind::kNone : c.kind);
+          xb.upload(x0);  // the same norm again: yb == ya (checked above)
+          add_rmsnorm_act(xb.get(), d.get(), dwp, wn.get(), yb.get(), m, static_cast<int>(n), 1e-5f, ap, stream_);
+          mm_->run_group(prep, 2, yb.get(), m, /*x_prepared=*/true);
+          CK(cudaGetLastError());
+          CK(cudaStreamSynchronize(stream_));
+          const std::vector<float> a1 = o1.download(), b1 = p1.download(), a2 = o2.download(), b2 = p2.download();
+          ASSERT_EQ(0, std::memcmp(a1.data(), b1.data(), a1.size() * 4));
+          ASSERT_EQ(0, std::memcmp(a2.data(), b2.data(), a2.size() * 4));
+        }
+      }
+    }
+  }
 }
 
 // The activation quantizers against the CPU's, bit for bit (d, s, qs, bsums).

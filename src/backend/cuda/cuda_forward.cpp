@@ -15,6 +15,7 @@
 #include "backend/cuda/device_model.h"
 #include "backend/cuda/forward_plan.h"
 #include "backend/cuda/gather_rows.h"
+#include "backend/cuda/norm_act.h"
 #include "backend/cuda/ops.h"
 #include "model/transformer.h"
 #include "quant/quant.h"
@@ -224,13 +225,17 @@ void CudaForward::enqueue_layer(int il, int32_t T) {
   const float eps = c.norm_eps;
   const bool swa = c.is_swa(il);
 
+  // Decode-sized steps run Q/K/V and gate/up as grouped matvecs (one launch each), whose
+  // activation conversion the norm before them writes in its epilogue (add_rmsnorm_act).
+  const bool group = T <= kMaxMatvecTokens;
+  const Matmul::Out qkv[3] = {{L.wq, q_, 0}, {L.wk, k_, 0}, {L.wv, v_, 0}};
+  const Matmul::Out gate_up[2] = {{L.w_gate, hg_, 0}, {L.w_up, hu_, 0}};
+
   // Attention input norm (later layers get it fused into the previous residual add).  xb [T, E]
   if (il == 0) rmsnorm(x_, L.attn_norm, xb_, T, E, eps, stream_);
-  // q = xb Wq^T [T, QD]; k, v = xb Wk^T, xb Wv^T [T, KVD]. Decode-sized steps take the
-  // three as one grouped matvec (one activation conversion, one launch).
-  if (T <= kMaxMatvecTokens) {
-    const Matmul::Out qkv[3] = {{L.wq, q_, 0}, {L.wk, k_, 0}, {L.wv, v_, 0}};
-    mm_->run_group(qkv, 3, xb_, T);
+  // q = xb Wq^T [T, QD]; k, v = xb Wk^T, xb Wv^T [T, KVD]
+  if (group) {
+    mm_->run_group(qkv, 3, xb_, T, /*x_prepared=*/il > 0);  // by the previous layer's last norm
   } else {
     mm(L.wq, xb_, T, q_);
     mm(L.wk, xb_, T, k_);
@@ -253,12 +258,12 @@ void CudaForward::enqueue_layer(int il, int32_t T) {
 
   // x += [post_norm](att Wo^T); xb = rmsnorm(x) * ffn_norm                 [T, E]
   mm(L.wo, att_, T, xb2_);
-  add_rmsnorm(x_, xb2_, L.post_attn_norm, L.ffn_norm, xb_, T, E, eps, stream_);
+  add_rmsnorm_act(x_, xb2_, L.post_attn_norm, L.ffn_norm, xb_, T, E, eps,
+                  group ? mm_->act_prep(gate_up, 2, T) : Matmul::ActPrep{}, stream_);
 
   // h = act(xb Wg^T) * (xb Wu^T) [T, F]; x += [post_norm](h Wd^T), then the next norm
-  if (T <= kMaxMatvecTokens) {
-    const Matmul::Out gate_up[2] = {{L.w_gate, hg_, 0}, {L.w_up, hu_, 0}};
-    mm_->run_group(gate_up, 2, xb_, T);
+  if (group) {
+    mm_->run_group(gate_up, 2, xb_, T, /*x_prepared=*/true);
   } else {
     mm(L.w_gate, xb_, T, hg_);
     mm(L.w_up, xb_, T, hu_);
@@ -267,7 +272,13 @@ void CudaForward::enqueue_layer(int il, int32_t T) {
   mm(L.w_down, hg_, T, xb2_);
   const bool last = il + 1 == static_cast<int>(dm_.layers.size());
   const float* next_norm = !last ? dm_.layers[il + 1].attn_norm : (dm_.head ? dm_.output_norm : nullptr);
-  add_rmsnorm(x_, xb2_, L.post_ffn_norm, next_norm, xb_, T, E, eps, stream_);
+  Matmul::ActPrep next_qkv;  // the next layer's Q/K/V conversion (its run_group counts on it)
+  if (group && !last) {
+    const DevLayer& N = dm_.layers[il + 1];
+    const Matmul::Out nq[3] = {{N.wq, q_, 0}, {N.wk, k_, 0}, {N.wv, v_, 0}};
+    next_qkv = mm_->act_prep(nq, 3, T);
+  }
+  add_rmsnorm_act(x_, xb2_, L.post_ffn_norm, next_norm, xb_, T, E, eps, next_qkv, stream_);
 }
 
 void CudaForward::enqueue_step(int32_t T, int32_t n_out, bool all_logits) {

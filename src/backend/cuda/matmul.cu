@@ -183,39 +183,70 @@ void Matmul::run(const DevMatrix& w, const float* x, int64_t m, float* y, int64_
              "cublasGemmEx");
 }
 
-void Matmul::run_group(const Out* outs, int n, const float* x, int64_t m) {
-  Impl& I = *impl_;
-  if (n < 0 || n > kMaxGroup) contract_violation("group of " + std::to_string(n) + " matrices");
-  detail::MatvecItem items[kMaxGroup];
-  int k = 0;
+namespace {
+
+// What run_group does with a group: its matvec items (rows > 0) and the conversion of x.
+struct GroupPlan {
+  detail::MatvecItem items[Matmul::kMaxGroup];
+  int n = 0;
+  int64_t cols = 0;
+  bool matvec = false;  // one grouped matvec call (else one run() per item)
+  Matmul::ActPrep::Kind conv = Matmul::ActPrep::Kind::kNone;
+};
+
+GroupPlan plan_group(const Matmul::Out* outs, int n, int64_t m) {
+  using Kind = Matmul::ActPrep::Kind;
+  GroupPlan p;
+  p.cols = n > 0 ? outs[0].w.cols : 0;
   for (int i = 0; i < n; ++i) {
     const DevMatrix& w = outs[i].w;
-    const int64_t ys = outs[i].y_stride ? outs[i].y_stride : w.rows;
-    check(w, m, ys);
-    if (w.cols != outs[0].w.cols) contract_violation("a group's matrices must have the same cols");
-    if (w.rows > 0) items[k++] = {w.type, w.data, w.rows, outs[i].y, ys};
+    if (w.rows > 0) p.items[p.n++] = {w.type, w.data, w.rows, outs[i].y, outs[i].y_stride ? outs[i].y_stride : w.rows};
   }
-  if (m == 0 || k == 0) return;
-  // One kernel family per group: every float type alike, or one activation format.
-  bool same_family = true;
-  for (int i = 1; i < k; ++i) {
-    const bool fi = !is_quant(items[i].type), f0 = !is_quant(items[0].type);
-    same_family = same_family && (fi ? items[i].type == items[0].type
-                                     : !f0 && detail::act_quant_of(items[i].type) == detail::act_quant_of(items[0].type));
+  if (m <= 0 || m > kMaxMatvecTokens || p.n == 0) return p;
+  // One kernel family per group: one float type, or quant types of one activation format.
+  const GgmlType t0 = p.items[0].type;
+  for (int i = 1; i < p.n; ++i) {
+    const GgmlType t = p.items[i].type;
+    if (is_quant(t) != is_quant(t0) || (is_quant(t) ? detail::act_quant_of(t) != detail::act_quant_of(t0) : t != t0))
+      return p;
   }
-  if (m > kMaxMatvecTokens || !same_family) {
-    for (int i = 0; i < k; ++i) run({items[i].type, items[i].w, items[i].rows, outs[0].w.cols}, x, m, items[i].y,
-                                    items[i].y_stride);
+  p.matvec = true;
+  if (is_quant(t0)) p.conv = detail::act_quant_of(t0) == ActQuant::kQ8K ? Kind::kQ8K : Kind::kQ8;
+  else if (t0 != GgmlType::F32 && m > 2) p.conv = t0 == GgmlType::BF16 ? Kind::kBF16 : Kind::kF16;  // see matvec_float
+  return p;
+}
+
+}  // namespace
+
+Matmul::ActPrep Matmul::act_prep(const Out* outs, int n, int64_t m) const {
+  const GroupPlan p = plan_group(outs, n, m);
+  return p.conv == ActPrep::Kind::kNone ? ActPrep{} : ActPrep{p.conv, impl_->act};
+}
+
+void Matmul::run_group(const Out* outs, int n, const float* x, int64_t m, bool x_prepared) {
+  Impl& I = *impl_;
+  if (n < 0 || n > kMaxGroup) contract_violation("group of " + std::to_string(n) + " matrices");
+  for (int i = 0; i < n; ++i) {
+    check(outs[i].w, m, outs[i].y_stride ? outs[i].y_stride : outs[i].w.rows);
+    if (outs[i].w.cols != outs[0].w.cols) contract_violation("a group's matrices must have the same cols");
+  }
+  const GroupPlan p = plan_group(outs, n, m);
+  if (m == 0 || p.n == 0) return;
+  if (!p.matvec) {
+    for (int i = 0; i < p.n; ++i) {
+      const detail::MatvecItem& it = p.items[i];
+      run({it.type, it.w, it.rows, p.cols}, x, m, it.y, it.y_stride);
+    }
     return;
   }
-  const int64_t cols = outs[0].w.cols;
-  if (!is_quant(items[0].type)) {
-    detail::matvec_float_group(items, k, cols, x, m, static_cast<uint16_t*>(I.act), I.stream);
+  const bool ready = x_prepared && p.conv != ActPrep::Kind::kNone;
+  if (!is_quant(p.items[0].type)) {
+    detail::matvec_float_group(p.items, p.n, p.cols, x, m, static_cast<uint16_t*>(I.act), ready, I.stream);
     return;
   }
-  const ActQuant f = detail::act_quant_of(items[0].type);
-  detail::quantize_act(f, x, m, cols, I.act, I.stream);
-  detail::matvec_quant_group(items, k, cols, detail::act_q8_view(f, I.act, m, cols), m, I.stream);
+  const ActQuant f = detail::act_quant_of(p.items[0].type);
+  if (!ready) detail::quantize_act(f, x, m, p.cols, I.act, I.stream);
+  detail::matvec_quant_group(p.items, p.n, p.cols, detail::act_q8_view(f, I.act, m, p.cols), m, I.stream);
 }
 
 }  // namespace velo::cuda

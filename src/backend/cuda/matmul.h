@@ -78,7 +78,19 @@ class Matmul {
   // same outputs, bit for bit, as run() on each, with the activations converted once and,
   // for m <= kMaxMatvecTokens, one kernel launch where the types allow it (every
   // K-quant mix, any one type). Larger m: one run() per matrix.
-  void run_group(const Out* outs, int n, const float* x, int64_t m);
+  // x_prepared: the conversion act_prep() names was already written (by x's producer).
+  void run_group(const Out* outs, int n, const float* x, int64_t m, bool x_prepared = false);
+
+  // The activation conversion run_group(outs, n, x, m) launches before its matvec, for the
+  // kernel that produces x to write in its epilogue instead (add_rmsnorm_act, norm_act.h),
+  // so that the matvec waits on no launch of its own. kind kNone: the group converts x
+  // itself (m > kMaxMatvecTokens, F32, F16/BF16 at m <= 2, mixed formats).
+  struct ActPrep {
+    enum class Kind : uint8_t { kNone, kQ8, kQ8K, kF16, kBF16 };
+    Kind kind = Kind::kNone;
+    void* base = nullptr;  // this Matmul's activation scratch: the layout of detail::act_q8_view
+  };
+  ActPrep act_prep(const Out* outs, int n, int64_t m) const;
 
  private:
   struct Impl;

@@ -130,9 +130,10 @@ void matvec_quant_group(const MatvecItem* items, int n, int64_t cols, const ActQ
 void matvec_float(GgmlType t, const void* w, int64_t rows, int64_t cols, const float* x, int64_t m, float* y,
                   int64_t y_stride, uint16_t* half, cudaStream_t stream);
 // Items of one type (F32, F16 or BF16), same cols, rows > 0, n <= kMaxGroup: one launch
-// (plus one activation rounding for m >= 3).
+// (plus one activation rounding for m >= 3 unless half_ready).
+// half_ready: `half` already holds x rounded (m >= 3; written by x's producer).
 void matvec_float_group(const MatvecItem* items, int n, int64_t cols, const float* x, int64_t m, uint16_t* half,
-                        cudaStream_t stream);
+                        bool half_ready, cudaStream_t stream);
 // Which kernel matvec_float takes for BF16/F16 at m >= 3: kAuto (tensor cores for m >= 5),
 // kSimt (the CUDA-core kernel for every m), kMma (tensor cores for every m >= 3). For A/B
 // measurements (bench_cuda_matmul); process-wide, set before launching or capturing.

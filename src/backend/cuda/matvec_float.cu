@@ -270,14 +270,14 @@ bool use_mma(int64_t m) {
 // m <= 2 rounds the activations in the kernel (no conversion launch on the decode path);
 // more tokens round them once into `half` first, which is cheaper than per CTA.
 template <GgmlType T, bool kVec>
-void dispatch(const MatvecItem* items, int n, int64_t cols, const float* x, int64_t m, uint16_t* half,
+void dispatch(const MatvecItem* items, int n, int64_t cols, const float* x, int64_t m, uint16_t* half, bool half_ready,
               cudaStream_t stream) {
   constexpr bool kHalf = T != GgmlType::F32;
   if (m == 1) return launch<T, kVec, kHalf, 2, 1, 4>(items, n, cols, x, m, stream);
   if (m == 2) return launch<T, kVec, kHalf, 2, 2, 2>(items, n, cols, x, m, stream);
   const void* xs = x;
   if constexpr (kHalf) {
-    round_act_half(x, m * cols, T == GgmlType::BF16, half, stream);
+    if (!half_ready) round_act_half(x, m * cols, T == GgmlType::BF16, half, stream);
     xs = half;
     if (kVec && cols % 32 == 0 && use_mma(m)) return launch_mma<T>(items, n, cols, half, m, stream);
   }
@@ -287,21 +287,21 @@ void dispatch(const MatvecItem* items, int n, int64_t cols, const float* x, int6
 
 template <GgmlType T>
 void dispatch_align(const MatvecItem* items, int n, int64_t cols, const float* x, int64_t m, uint16_t* half,
-                    cudaStream_t stream) {
+                    bool half_ready, cudaStream_t stream) {
   // 16-byte chunks need 16-byte aligned rows (the f32 or half activations are: x and half
   // are 16-byte aligned and cols is a multiple of 8, or of 4 for F32).
   bool vec = cols % Chunk<T, true, false>::kElems == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
   for (int i = 0; i < n; ++i) vec = vec && reinterpret_cast<uintptr_t>(items[i].w) % 16 == 0;
-  if (vec) dispatch<T, true>(items, n, cols, x, m, half, stream);
-  else dispatch<T, false>(items, n, cols, x, m, half, stream);
+  if (vec) dispatch<T, true>(items, n, cols, x, m, half, half_ready, stream);
+  else dispatch<T, false>(items, n, cols, x, m, half, half_ready, stream);
 }
 
 void float_group(const MatvecItem* items, int n, int64_t cols, const float* x, int64_t m, uint16_t* half,
-                 cudaStream_t stream) {
+                 bool half_ready, cudaStream_t stream) {
   switch (items[0].type) {
-    case GgmlType::F32: return dispatch_align<GgmlType::F32>(items, n, cols, x, m, half, stream);
-    case GgmlType::F16: return dispatch_align<GgmlType::F16>(items, n, cols, x, m, half, stream);
-    case GgmlType::BF16: return dispatch_align<GgmlType::BF16>(items, n, cols, x, m, half, stream);
+    case GgmlType::F32: return dispatch_align<GgmlType::F32>(items, n, cols, x, m, half, half_ready, stream);
+    case GgmlType::F16: return dispatch_align<GgmlType::F16>(items, n, cols, x, m, half, half_ready, stream);
+    case GgmlType::BF16: return dispatch_align<GgmlType::BF16>(items, n, cols, x, m, half, half_ready, stream);
     default:
       std::fprintf(stderr, "velo::cuda::matvec_float: unsupported type %u\n", static_cast<unsigned>(items[0].type));
       std::abort();
@@ -313,17 +313,17 @@ void float_group(const MatvecItem* items, int n, int64_t cols, const float* x, i
 void matvec_float(GgmlType t, const void* w, int64_t rows, int64_t cols, const float* x, int64_t m, float* y,
                   int64_t y_stride, uint16_t* half, cudaStream_t stream) {
   const MatvecItem item{t, w, rows, y, y_stride};
-  float_group(&item, 1, cols, x, m, half, stream);
+  float_group(&item, 1, cols, x, m, half, false, stream);
 }
 
 void matvec_float_group(const MatvecItem* items, int n, int64_t cols, const float* x, int64_t m, uint16_t* half,
-                        cudaStream_t stream) {
+                        bool half_ready, cudaStream_t stream) {
   for (int i = 1; i < n; ++i)
     if (items[i].type != items[0].type) {
       std::fprintf(stderr, "velo::cuda::matvec_float_group: mixed types\n");
       std::abort();
     }
-  float_group(items, n, cols, x, m, half, stream);
+  float_group(items, n, cols, x, m, half, half_ready, stream);
 }
 
 void set_float_matvec_kernel(FloatMatvecKernel k) { g_float_kernel = k; }

@@ -3,7 +3,7 @@
 //  - Q8 blocks of 32 (one warp per block, a lane per element),
 //  - Q8_K blocks of 256 (one warp per block, 8 elements per lane),
 //  - fp16 / bf16 rounding (round to nearest even).
-// Divisions are IEEE (no fast math), products are never fused with an add.
+// The per-block code is act_quant_dev.cuh's, shared with the norm epilogue (norm_act.h).
 // Launched with programmatic dependent launch (detail::launch_pdl): a kernel starts
 // while the one before it drains, lets its matvec launch at once (which then loads
 // weights), and waits for the kernel before it only to read x.
@@ -11,6 +11,7 @@
 
 #include <algorithm>
 
+#include "backend/cuda/act_quant_dev.cuh"
 #include "backend/cuda/matmul_kernels.h"
 #include "backend/cuda/quant_dev.cuh"
 #include "quant/blocks.h"
@@ -18,7 +19,6 @@
 namespace velo::cuda::detail {
 namespace {
 
-constexpr unsigned kFull = 0xffffffffu;
 constexpr int kWarpsPerCta = 8;
 
 uint64_t align256(uint64_t n) { return (n + 255) / 256 * 256; }
@@ -31,22 +31,7 @@ quantize_q8_kernel(const float* __restrict__ x, int64_t nblocks, int8_t* __restr
   qdev::wait_for_inputs();   // x comes from the kernel before
   const int64_t b = static_cast<int64_t>(blockIdx.x) * kWarpsPerCta + threadIdx.x / 32;
   if (b >= nblocks) return;  // whole warps leave together
-  const int lane = threadIdx.x & 31;
-  const float v = x[b * 32 + lane];
-  float amax = fabsf(v);
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(kFull, amax, o));
-  const float dd = amax / 127.0f;
-  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-  const int q = __float2int_rn(v * id);
-  qs[b * 32 + lane] = static_cast<int8_t>(q);
-  int sum = q;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(kFull, sum, o);
-  if (lane == 0) {
-    d[b] = __half2float(__float2half_rn(dd));
-    s[b] = __half2float(__float2half_rn(dd * static_cast<float>(sum)));
-  }
+  qdev::quantize_q8_block(x[b * 32 + threadIdx.x % 32], b, threadIdx.x & 31, qs, d, s);
 }
 
 // One warp per 256-block (quantize_row_q8_K_ref): the scale comes from the signed value
@@ -62,46 +47,7 @@ quantize_q8k_kernel(const float* __restrict__ x, int64_t nblocks, int8_t* __rest
   const float4* src = reinterpret_cast<const float4*>(x + b * QK_K + 8 * lane);
   const float4 a = src[0], c = src[1];
   const float v[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
-  float amax = 0.0f;
-#pragma unroll
-  for (int i = 0; i < 8; ++i) amax = fmaxf(amax, fabsf(v[i]));
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(kFull, amax, o));
-  // First element whose magnitude is amax, and its signed value.
-  unsigned first = 256;
-  float cand = 0.0f;
-#pragma unroll
-  for (int i = 7; i >= 0; --i)
-    if (fabsf(v[i]) == amax) first = 8 * lane + i, cand = v[i];
-  first = __reduce_min_sync(kFull, first);
-  const float max = __shfl_sync(kFull, cand, static_cast<int>(first / 8));
-  int8_t* out = qs + b * QK_K + 8 * lane;
-  if (amax == 0.0f) {  // as the CPU: an all-zero block has d = 0 and zero quants
-    *reinterpret_cast<uint2*>(out) = make_uint2(0, 0);
-    if ((lane & 1) == 0) bsum[b * 16 + lane / 2] = 0;
-    if (lane == 0) d[b] = 0.0f;
-    return;
-  }
-  const float iscale = -127.0f / max;
-  int sum = 0;
-  uint32_t packed[2] = {0, 0};
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    const int q = min(__float2int_rn(iscale * v[i]), 127);
-    sum += q;
-    packed[i / 4] |= static_cast<uint32_t>(q & 0xFF) << (8 * (i % 4));
-  }
-  *reinterpret_cast<uint2*>(out) = make_uint2(packed[0], packed[1]);
-  sum += __shfl_xor_sync(kFull, sum, 1);  // groups of 16 = lane pairs
-  if ((lane & 1) == 0) bsum[b * 16 + lane / 2] = sum;
-  if (lane == 0) d[b] = 1.0f / iscale;
-}
-
-// Round to nearest even, as quant/fp16.h (NaN stays a quiet NaN for bf16).
-__device__ __forceinline__ uint16_t to_bf16(float f) {
-  const uint32_t u = __float_as_uint(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 64);
-  return static_cast<uint16_t>((u + (0x7fffu + ((u >> 16) & 1))) >> 16);
+  qdev::quantize_q8k_block(v, b, lane, qs, d, bsum);
 }
 
 __global__ void round_half_kernel(const float* __restrict__ x, int64_t n, bool bf16, uint16_t* __restrict__ out) {
@@ -109,7 +55,7 @@ __global__ void round_half_kernel(const float* __restrict__ x, int64_t n, bool b
   qdev::wait_for_inputs();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = bf16 ? to_bf16(x[i]) : __half_as_ushort(__float2half_rn(x[i]));
+    out[i] = qdev::to_half_bits(x[i], bf16);
 }
 
 }  // namespace

@@ -10,7 +10,11 @@
 
 #include <cstdint>
 
+#include "backend/cuda/act_quant_dev.cuh"
+#include "backend/cuda/matmul_kernels.h"
+#include "backend/cuda/norm_act.h"
 #include "backend/cuda/ops.h"
+#include "backend/cuda/quant_dev.cuh"
 
 namespace velo::cuda {
 namespace {
@@ -68,6 +72,41 @@ __device__ float4 add4(float4 a, float4 b) {
   return make_float4(__fadd_rn(a.x, b.x), __fadd_rn(a.y, b.y), __fadd_rn(a.z, b.z), __fadd_rn(a.w, b.w));
 }
 
+using Kind = Matmul::ActPrep::Kind;
+
+// Where the conversion of y goes (detail::act_q8_view of the Matmul's scratch for all rows).
+struct ActDst {
+  int8_t* qs = nullptr;
+  float* d = nullptr;
+  float* s = nullptr;        // Q8
+  int32_t* bsum = nullptr;   // Q8_K
+  uint16_t* half = nullptr;  // F16 / BF16: [rows][n]
+};
+
+// Row blockIdx.x of y (just written by this CTA) converted as the standalone kernels do:
+// a warp per Q8 / Q8_K block, each element read back after the barrier.
+template <Kind ACT>
+__device__ void convert_row(const float* yr, int n, const ActDst& a) {
+  __syncthreads();  // the CTA's y writes are visible to all its threads
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  if constexpr (ACT == Kind::kQ8K) {
+    const int nb = n / QK_K;
+    for (int j = warp; j < nb; j += nwarps) {
+      float v[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) v[i] = yr[j * QK_K + 8 * lane + i];
+      qdev::quantize_q8k_block(v, static_cast<int64_t>(blockIdx.x) * nb + j, lane, a.qs, a.d, a.bsum);
+    }
+  } else if constexpr (ACT == Kind::kQ8) {
+    const int nb = n / 32;
+    for (int j = warp; j < nb; j += nwarps)
+      qdev::quantize_q8_block(yr[j * 32 + lane], static_cast<int64_t>(blockIdx.x) * nb + j, lane, a.qs, a.d, a.s);
+  } else {
+    uint16_t* out = a.half + static_cast<int64_t>(blockIdx.x) * n;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) out[i] = qdev::to_half_bits(yr[i], ACT == Kind::kBF16);
+  }
+}
+
 // x, y: [rows][n] (may alias); w: [n] or null. grid = rows, one CTA per row.
 template <bool VEC>
 __global__ void __launch_bounds__(kMaxThreads) rmsnorm_kernel(const float* x, const float* w, float* y, int n,
@@ -94,9 +133,16 @@ __global__ void __launch_bounds__(kMaxThreads) rmsnorm_kernel(const float* x, co
 // With d_w: x += rmsnorm(d) * d_w, as cpu::rmsnorm(d, d_w, tmp) then cpu::add(x, tmp).
 // No pointer is __restrict__: y may alias d (each thread touches only its own groups,
 // and d is fully read before y is written).
-template <bool VEC>
+// ACT (add_rmsnorm_act): the conversion of y for the next matmul group (Matmul::ActPrep::Kind),
+// written after y; the kernel is then a programmatic dependent launch (see norm_act.h).
+template <bool VEC, Matmul::ActPrep::Kind ACT = Matmul::ActPrep::Kind::kNone>  // full names: nvcc's host stub
 __global__ void __launch_bounds__(kMaxThreads) add_rmsnorm_kernel(float* x, const float* d, const float* d_w,
-                                                                  const float* w, float* y, int n, float eps) {
+                                                                  const float* w, float* y, int n, float eps,
+                                                                  ActDst act = {}) {
+  if constexpr (ACT != Kind::kNone) {
+    qdev::allow_dependents();  // the matvec may launch and load weights now
+    qdev::wait_for_inputs();   // d (and x) come from the kernels before
+  }
   __shared__ double red[32];
   using R = Row<VEC>;
   const int64_t off = static_cast<int64_t>(blockIdx.x) * n;
@@ -125,6 +171,7 @@ __global__ void __launch_bounds__(kMaxThreads) add_rmsnorm_kernel(float* x, cons
     if (w) v = mul4(v, R::load(w, g));
     R::store(yr, g, v);
   }
+  if constexpr (ACT != Kind::kNone) convert_row<ACT>(yr, n, act);
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
@@ -153,6 +200,48 @@ void add_rmsnorm(float* x, const float* d, const float* d_w, const float* w, flo
   const dim3 grid(static_cast<unsigned>(rows));
   if (vec) add_rmsnorm_kernel<true><<<grid, row_threads(n / 4), 0, stream>>>(x, d, d_w, w, y, n, eps);
   else add_rmsnorm_kernel<false><<<grid, row_threads(n), 0, stream>>>(x, d, d_w, w, y, n, eps);
+}
+
+namespace {
+
+template <bool VEC, Kind ACT>
+void launch_add_rmsnorm_act(float* x, const float* d, const float* d_w, const float* w, float* y, int64_t rows,
+                            int n, float eps, const ActDst& dst, cudaStream_t stream) {
+  detail::launch_pdl(add_rmsnorm_kernel<VEC, ACT>, static_cast<unsigned>(rows),
+                     static_cast<unsigned>(row_threads(VEC ? n / 4 : n)), stream, x, d, d_w, w, y, n, eps, dst);
+}
+
+template <bool VEC>
+void add_rmsnorm_act_vec(float* x, const float* d, const float* d_w, const float* w, float* y, int64_t rows, int n,
+                         float eps, const Matmul::ActPrep& act, cudaStream_t stream) {
+  ActDst dst;
+  if (act.kind == Kind::kQ8 || act.kind == Kind::kQ8K) {
+    const auto f = act.kind == Kind::kQ8 ? detail::ActQuant::kQ8 : detail::ActQuant::kQ8K;
+    const detail::ActQ8View v = detail::act_q8_view(f, act.base, rows, n);
+    dst = {const_cast<int8_t*>(v.qs), const_cast<float*>(v.d), const_cast<float*>(v.s), const_cast<int32_t*>(v.bsum),
+           nullptr};
+  } else {
+    dst.half = static_cast<uint16_t*>(act.base);
+  }
+  switch (act.kind) {
+    case Kind::kQ8: return launch_add_rmsnorm_act<VEC, Kind::kQ8>(x, d, d_w, w, y, rows, n, eps, dst, stream);
+    case Kind::kQ8K: return launch_add_rmsnorm_act<VEC, Kind::kQ8K>(x, d, d_w, w, y, rows, n, eps, dst, stream);
+    case Kind::kF16: return launch_add_rmsnorm_act<VEC, Kind::kF16>(x, d, d_w, w, y, rows, n, eps, dst, stream);
+    case Kind::kBF16: return launch_add_rmsnorm_act<VEC, Kind::kBF16>(x, d, d_w, w, y, rows, n, eps, dst, stream);
+    case Kind::kNone: break;
+  }
+}
+
+}  // namespace
+
+void add_rmsnorm_act(float* x, const float* d, const float* d_w, const float* w, float* y, int64_t rows, int n,
+                     float eps, const Matmul::ActPrep& act, cudaStream_t stream) {
+  if (act.kind == Kind::kNone) return add_rmsnorm(x, d, d_w, w, y, rows, n, eps, stream);
+  if (rows <= 0 || n <= 0) return;
+  const bool vec = n % 4 == 0 && aligned16(x) && aligned16(d) && aligned16(y) && (!d_w || aligned16(d_w)) &&
+                   (!w || aligned16(w));
+  if (vec) add_rmsnorm_act_vec<true>(x, d, d_w, w, y, rows, n, eps, act, stream);
+  else add_rmsnorm_act_vec<false>(x, d, d_w, w, y, rows, n, eps, act, stream);
 }
 
 }  // namespace velo::cuda
