@@ -23,6 +23,7 @@
 #include "backend/cpu/ops.h"
 #include "model/config.h"
 #include "model/weights.h"
+#include "model/synth.h"
 #include "model/tiny_model.h"
 #include "test_models.h"
 
@@ -427,6 +428,59 @@ TEST(CudaForward, SmolLM2RealWeightsMatchCpu) {
     }
   }
   cudaStreamDestroy(st);
+}
+
+// Decode steps of 6 sequences, then of 1, on small synthetic Llama models in the Q4_K_M
+// mix (Q4_K with Q6_K attn_v / ffn_down: the mixed-type grouped matvec on Q8_K
+// activations written by the norm) and in BF16 (the tensor-core matvec at 6 tokens on
+// bf16 activations written by the norm), teacher-forced along the CPU's greedy tokens.
+TEST(CudaForward, SynthDecodeGroupsMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::BF16}) {
+    SCOPED_TRACE(type_name(type));
+    synth::Options o;
+    o.preset = *synth::find_preset("llama-3.1-8b");
+    o.preset.n_layer = 8;
+    o.preset.n_embd = 512;
+    o.preset.n_ff = 1024;
+    o.preset.n_head = 8;
+    o.preset.n_head_kv = 2;
+    o.preset.head_dim = 64;
+    o.preset.n_vocab = 32000;
+    o.type = type;
+    o.vocab_from = test::model_path("velo-code-40m.Q8_0.gguf");
+    o.out = (std::filesystem::temp_directory_path() / ("velo_synth_groups_" + type_name(type) + ".gguf")).string();
+    o.threads = 2;
+    ASSERT_TRUE(synth::write_model(o).ok());
+    auto cpu = load(o.out, Device::Cpu, -1, 8);
+    auto gpu = load(o.out, Device::Cuda, -1, 8);
+    ASSERT_TRUE(cpu && gpu);
+    const int bs = cpu->block_size(), V = cpu->n_vocab();
+    constexpr int kSeqs = 6;
+    std::vector<std::vector<int32_t>> toks(kSeqs);
+    for (int s = 0; s < kSeqs; ++s) toks[s] = {1, 100 + 7 * s, 200 + 13 * s};
+    for (int step = 0; step < 8; ++step) {
+      const int n = step < 5 ? kSeqs : 1;  // steps 0..4: 6 sequences (3 prompt tokens, then decode)
+      StepPlan p;
+      for (int s = 0; s < n; ++s) {
+        const int32_t len = static_cast<int32_t>(toks[s].size());
+        std::vector<int32_t> t = step == 0 ? toks[s] : std::vector<int32_t>{toks[s].back()};
+        p.seqs.push_back(seq(s + 1, t, step == 0 ? 0 : len - 1, s * 8, bs));
+      }
+      auto a = cpu->execute(p);
+      ASSERT_TRUE(a.ok()) << a.message();
+      const std::vector<float> c(a->begin(), a->end());
+      auto g = gpu->execute(p);
+      ASSERT_TRUE(g.ok()) << g.message();
+      ASSERT_EQ(g->size(), c.size());
+      for (int s = 0; s < n; ++s) {
+        std::span<const float> gs(g->data() + s * V, V), cs(c.data() + s * V, V);
+        EXPECT_LT(rel_err(gs, cs), 2e-2) << "step " << step << " sequence " << s;
+        toks[s].push_back(argmax(cs));
+      }
+    }
+    std::filesystem::remove(o.out);
+  }
 }
 
 // A placement that cannot fit is refused before loading, naming what would fit.
