@@ -4,6 +4,9 @@
 //   decode, batch 1     tokens/s; weight bytes x tokens/s as % of measured copy bandwidth
 //   time to first token  one prompt of N tokens; FLOPs / time as % of measured BF16 GEMM peak
 //   concurrent decode    generated tokens/s with 8, 32, 64 sequences decoding together
+//                        (--sample: none feeds random tokens, like llama-batched-bench; cpu
+//                        copies the logits back and runs the CPU Sampler; gpu samples on the
+//                        device so only token ids come back: the A/B of GPU sampling)
 // Ceilings are measured on the device (roofline.h), not taken from a datasheet.
 #include <algorithm>
 #include <chrono>
@@ -20,6 +23,7 @@
 #include "bench_util.h"
 #include "command.h"
 #include "device_flags.h"
+#include "engine/sampler.h"
 #include "model/config.h"
 #if defined(VELO_WITH_CUDA)
 #include "backend/cuda/roofline.h"
@@ -40,6 +44,7 @@ struct Opts {
   std::vector<int> conc = {8, 32, 64};
   std::string llama_bin_dir;  // holds llama-bench and llama-batched-bench; "none" skips
   std::string json_path;
+  std::string sample = "none";  // concurrent decode: none | cpu | gpu
   cli::DeviceFlags dev;
 };
 
@@ -113,6 +118,33 @@ Result<Ours> measure(const std::string& path, const Opts& o) {
   }
 
   // N sequences decoding together: prompts first (not timed), then conc_gen steps of N tokens.
+  // With --sample cpu/gpu each sequence samples its next token (default SamplingParams, seeded).
+  if (o.sample == "gpu" && r.max_sample_penalty_tokens() < 0)
+    return make_error("--sample gpu needs the whole model on the GPU (sampling on the device is off: " + r.device() +
+                      ")");
+  std::vector<Sampler> samplers;
+  std::vector<SampleArgs> sargs;
+  std::vector<int32_t> pen_tok, pen_cnt, next;
+  auto decode_step = [&](int n) -> Status {
+    if (o.sample == "none") {
+      VELO_TRY(r.execute(plan));
+      return {};
+    }
+    next.assign(static_cast<size_t>(n), 0);
+    if (o.sample == "gpu") {
+      sargs.clear(), pen_tok.clear(), pen_cnt.clear();
+      for (int s = 0; s < n; ++s) sargs.push_back(samplers[s].device_args(pen_tok, pen_cnt));
+      VELO_TRY(r.execute_sample(plan, SampleBatch{sargs, pen_tok, pen_cnt}, next));
+    } else {
+      VELO_ASSIGN_OR_RETURN(auto logits, r.execute(plan));
+      const size_t V = static_cast<size_t>(r.n_vocab());
+      for (int s = 0; s < n; ++s) {
+        VELO_ASSIGN_OR_RETURN(next[s], samplers[s].sample(logits.subspan(s * V, V)));
+      }
+    }
+    for (int s = 0; s < n; ++s) samplers[s].accept(next[s]);
+    return {};
+  };
   for (int n : o.conc) {
     std::vector<double> tps;
     for (int rep = -1; rep < o.reps; ++rep) {
@@ -123,12 +155,20 @@ Result<Ours> measure(const std::string& path, const Opts& o) {
         VELO_TRY(r.execute(plan));
       }
       plan.seqs.resize(static_cast<size_t>(n));
+      samplers.clear();
+      SamplingParams sp;
+      for (int s = 0; s < n; ++s) {
+        sp.seed = static_cast<uint64_t>(s + 1);
+        samplers.emplace_back(sp, r.n_vocab());
+      }
+      auto toks = random_tokens(n);
       const auto t0 = Clock::now();
       for (int i = 0; i < o.conc_gen; ++i) {
-        auto toks = random_tokens(n);
+        if (i > 0 && o.sample != "none") toks = next;
+        else if (i > 0) toks = random_tokens(n);
         for (int s = 0; s < n; ++s)
           cli::fill_seq(plan.seqs[s], s + 1, std::span<const int32_t>(&toks[s], 1), o.conc_prompt + i, s * per_conc, bs);
-        VELO_TRY(r.execute(plan));
+        VELO_TRY(decode_step(n));
       }
       if (rep >= 0) tps.push_back(double(n) * o.conc_gen / secs(t0));
     }
@@ -242,7 +282,7 @@ int bench_gpu(const Opts& o) {
     std::printf("\n%s on %s (%.2f GiB of weights per token)\n", name.c_str(), ours->device.c_str(),
                 wbytes / 1073741824.0);
     std::printf("  %-26s %12s %12s %8s %22s\n", "test", "velollm", "llama.cpp", "ratio", "vs hardware limit");
-    json jm = {{"model", name}, {"device", ours->device}, {"weight_bytes", wbytes}};
+    json jm = {{"model", name}, {"device", ours->device}, {"weight_bytes", wbytes}, {"sample", o.sample}};
     const double gbs = wbytes * ours->tg.median / 1e9;
     std::printf("  %-26s %8.1f t/s %8.1f t/s %8s %6.0f GB/s = %3.0f%% bw\n", "decode batch 1", ours->tg.median,
                 theirs.tg, ratio(ours->tg.median, theirs.tg).c_str(), gbs, bw > 0 ? 100 * gbs / bw : 0);
@@ -261,7 +301,8 @@ int bench_gpu(const Opts& o) {
     jm["concurrent"] = json::array();
     for (size_t i = 0; i < o.conc.size(); ++i) {
       char test[40];
-      std::snprintf(test, sizeof test, "decode, %d sequences", o.conc[i]);
+      if (o.sample == "none") std::snprintf(test, sizeof test, "decode, %d sequences", o.conc[i]);
+      else std::snprintf(test, sizeof test, "decode, %d seqs, %s sampling", o.conc[i], o.sample.c_str());
       const double tps = ours->conc_tps[i].median;
       std::printf("  %-26s %8.0f t/s %8.0f t/s %8s %6.0f GB/s of weights\n", test, tps, theirs.conc_tps[i],
                   ratio(tps, theirs.conc_tps[i]).c_str(), wbytes * tps / o.conc[i] / 1e9);
@@ -301,6 +342,11 @@ const bool registered = cli::register_command(
        sub.add_option("--llama-bin", o->llama_bin_dir,
                       "Folder with llama.cpp's CUDA llama-bench and llama-batched-bench ('none' skips)");
        sub.add_option("--json", o->json_path, "Also write the figures as JSON to this file");
+       sub.add_option("--sample", o->sample,
+                      "Concurrent decode: none (random tokens), cpu (logits back, CPU sampler) or gpu (sampled on "
+                      "the device)")
+           ->check(CLI::IsMember({"none", "cpu", "gpu"}))
+           ->capture_default_str();
        cli::add_device_flags(sub, o->dev);
        return [o, ttft, conc] {
          o->ttft = parse_list(*ttft);

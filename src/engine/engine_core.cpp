@@ -31,8 +31,15 @@ SchedulerConfig scheduler_config(const ModelRunner& runner, const EngineOptions&
 
 EngineCore::EngineCore(ModelRunner& runner, const EngineOptions& opts)
     : runner_(runner), opts_(opts), sched_(scheduler_config(runner, opts)),
-      eog_(collect_eog_tokens(runner.tokenizer())) {
+      eog_(collect_eog_tokens(runner.tokenizer())), max_device_penalty_(runner.max_sample_penalty_tokens()) {
   live_.reserve(static_cast<size_t>(std::min<int64_t>(int64_t{opts.max_running} + opts.max_waiting, 4096)));
+  if (max_device_penalty_ >= 0) {
+    dev_args_.reserve(static_cast<size_t>(opts.max_running));
+    dev_tokens_.reserve(static_cast<size_t>(opts.max_running));
+    const size_t pen = static_cast<size_t>(std::min(max_device_penalty_, 1 << 16));
+    pen_tokens_.reserve(pen);
+    pen_counts_.reserve(pen);
+  }
 }
 
 Status EngineCore::check(const GenerationRequest& req) const {
@@ -152,6 +159,28 @@ bool EngineCore::on_token(uint64_t id, Live& lv, const Request& r) {
   return false;
 }
 
+bool EngineCore::prepare_device_sampling(const StepPlan& plan) {
+  if (max_device_penalty_ < 0) return false;
+  // Decide first: the draws are taken only once the whole step is sure to go to the device.
+  int64_t n_pen = 0;
+  size_t n = 0;
+  for (const auto& s : plan.seqs) {
+    if (!s.need_logits) continue;
+    const Sampler& smp = *live_.at(s.seq_id)->sampler;
+    if (!smp.device_compatible()) return false;
+    n_pen += smp.num_penalty_tokens();
+    ++n;
+  }
+  if (n == 0 || n_pen > max_device_penalty_) return false;
+  dev_args_.clear();
+  pen_tokens_.clear();
+  pen_counts_.clear();
+  for (const auto& s : plan.seqs)
+    if (s.need_logits) dev_args_.push_back(live_.at(s.seq_id)->sampler->device_args(pen_tokens_, pen_counts_));
+  dev_tokens_.assign(n, -1);
+  return true;
+}
+
 bool EngineCore::step() {
   if (live_.empty()) return false;
   const StepPlan& plan = sched_.schedule();
@@ -174,11 +203,19 @@ bool EngineCore::step() {
     }
   }
 
-  auto logits = runner_.execute(plan);
+  const bool on_device = prepare_device_sampling(plan);
   const size_t n_vocab = static_cast<size_t>(runner_.n_vocab());
-  size_t n_rows = 0;
-  for (const auto& s : plan.seqs) n_rows += s.need_logits;
-  if (logits.ok() && logits->size() < n_rows * n_vocab) logits = make_error("the model returned too few logits");
+  Result<std::span<const float>> logits = std::span<const float>();
+  if (on_device) {
+    ++device_steps_;
+    const SampleBatch batch{dev_args_, pen_tokens_, pen_counts_};
+    if (auto st = runner_.execute_sample(plan, batch, dev_tokens_); !st.ok()) logits = st.error();
+  } else {
+    logits = runner_.execute(plan);
+    size_t n_rows = 0;
+    for (const auto& s : plan.seqs) n_rows += s.need_logits;
+    if (logits.ok() && logits->size() < n_rows * n_vocab) logits = make_error("the model returned too few logits");
+  }
   if (!logits.ok()) {
     plan_ids_.clear();
     for (const auto& s : plan.seqs) plan_ids_.push_back(s.seq_id);
@@ -195,15 +232,23 @@ bool EngineCore::step() {
   for (const auto& s : plan.seqs) {
     if (!s.need_logits) continue;
     Live& lv = *live_.at(s.seq_id);
-    auto r = lv.sampler->sample(logits->subspan(row * n_vocab, n_vocab), lv.params.wants_logprobs() ? &lv.lp : nullptr);
-    ++row;
     lv.sample_error.clear();
-    if (r.ok()) {
-      sampled_.push_back(*r);
+    if (on_device) {
+      const int32_t tok = dev_tokens_[row];
+      const bool bad = tok < 0 || static_cast<size_t>(tok) >= n_vocab;
+      if (tok < 0) lv.sample_error = sample_failure_message(tok);
+      else if (bad) lv.sample_error = "the device sampler returned token " + std::to_string(tok);
+      sampled_.push_back(bad ? -1 : tok);
     } else {
-      lv.sample_error = r.message();
-      sampled_.push_back(-1);
+      auto r = lv.sampler->sample(logits->subspan(row * n_vocab, n_vocab), lv.params.wants_logprobs() ? &lv.lp : nullptr);
+      if (r.ok()) {
+        sampled_.push_back(*r);
+      } else {
+        lv.sample_error = r.message();
+        sampled_.push_back(-1);
+      }
     }
+    ++row;
     step_ids_.push_back(s.seq_id);
   }
   sched_.update(plan, sampled_);

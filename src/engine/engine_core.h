@@ -5,6 +5,16 @@
 //          need_logits sequence -> Scheduler::update -> StreamingDetokenizer
 //          -> StopMatcher -> finish checks -> callbacks
 //
+// Sampling on the device: when the runner can (CUDA with the head on the GPU)
+// and every sequence wanting a token this step can be served by the device
+// sampler exactly as by its CPU Sampler (no logprobs, logit bias or masked
+// end-of-generation tokens, penalty windows within the runner's capacity),
+// the step runs ModelRunner::execute_sample instead: each Sampler hands over
+// its settings, penalty window and this step's uniform draw, and only token
+// ids come back. Otherwise the whole step takes the logits path. Either way a
+// request's Sampler owns its RNG and penalty history, so its tokens are the
+// same whichever path a step takes.
+//
 // A request finishes on an end-of-generation token (Stop; the token is not
 // emitted), a stop string (Stop), max_tokens or a full context (Length), a
 // cancel (Cancelled), or a failed forward/sampling step (Error).
@@ -51,6 +61,8 @@ class EngineCore {
   // Counters for /metrics (running/waiting/kv from the scheduler now).
   EngineStats stats() const;
   const Scheduler& scheduler() const { return sched_; }
+  // Steps whose tokens were sampled on the device (tests, A/B figures).
+  uint64_t device_sampled_steps() const { return device_steps_; }
 
  private:
   struct Live {
@@ -76,6 +88,9 @@ class EngineCore {
 
   // Handles the token just appended to request `id`; true when it finished the request.
   bool on_token(uint64_t id, Live& lv, const Request& r);
+  // True when this step samples on the device; then dev_args_, pen_tokens_,
+  // pen_counts_ hold its batch (each Sampler has taken its draw).
+  bool prepare_device_sampling(const StepPlan& plan);
   // Sends the final output and forgets the request.
   void finish(uint64_t id, Live& lv, FinishReason reason, std::string error = {});
   // Calls back with the progress in lv.out (final when reason != None), then clears it.
@@ -89,6 +104,11 @@ class EngineCore {
   std::vector<int32_t> sampled_;       // one per need_logits seq of the step
   std::vector<uint64_t> step_ids_;     // need_logits seq ids of the step
   std::vector<uint64_t> plan_ids_;     // every seq id of the step
+  int32_t max_device_penalty_ = -1;    // runner_.max_sample_penalty_tokens(); -1: no device sampling
+  std::vector<SampleArgs> dev_args_;   // one per need_logits seq of a device-sampled step
+  std::vector<int32_t> pen_tokens_, pen_counts_;  // their penalty windows
+  std::vector<int32_t> dev_tokens_;    // what the device sampled
+  uint64_t device_steps_ = 0;
   uint64_t prompt_tokens_total_ = 0, generation_tokens_total_ = 0, finished_total_ = 0;
 };
 

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <string_view>
 
 #include "core/cpu_info.h"
 #include "core/thread_pool.h"
@@ -83,6 +85,8 @@ class Runner final : public ModelRunner {
     lim.num_kv_blocks = static_cast<int32_t>(blocks);
     r->pool_ = std::make_unique<ThreadPool>(o.threads > 0 ? o.threads : physical_cores());
     VELO_ASSIGN_OR_RETURN(r->fwd_, make_forward(r->cfg_, r->weights_, lim, o, *r->pool_));
+    const char* env = std::getenv("VELO_SAMPLING");
+    r->device_sampling_ = o.sampling == Sampling::Auto && !(env && std::string_view(env) == "cpu");
     return std::unique_ptr<ModelRunner>(std::move(r));
   }
 
@@ -98,6 +102,13 @@ class Runner final : public ModelRunner {
 
   Result<std::span<const float>> execute(const StepPlan& plan) override { return fwd_->forward(plan); }
   Result<std::span<const float>> execute_all(const StepPlan& plan) override { return fwd_->forward_all(plan); }
+  int32_t max_sample_penalty_tokens() const override {
+    return device_sampling_ ? fwd_->max_sample_penalty_tokens() : -1;
+  }
+  Status execute_sample(const StepPlan& plan, const SampleBatch& batch, std::span<int32_t> tokens) override {
+    if (!device_sampling_) return make_error("sampling on the device is turned off");
+    return fwd_->forward_sample(plan, batch, tokens);
+  }
 
   void copy_block(int32_t src, int32_t dst) override {
     const int32_t n = fwd_->limits().num_kv_blocks;
@@ -113,6 +124,7 @@ class Runner final : public ModelRunner {
   std::unique_ptr<Tokenizer> tok_;
   ChatTemplate tmpl_;
   std::unique_ptr<ThreadPool> pool_;
+  bool device_sampling_ = false;   // RunnerOptions::sampling (and VELO_SAMPLING) allow it
   std::unique_ptr<Forward> fwd_;  // destroyed first (declared last)
 };
 

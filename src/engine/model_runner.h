@@ -12,6 +12,7 @@
 
 #include "core/result.h"
 #include "engine/step_plan.h"
+#include "model/forward.h"  // SampleArgs, SampleBatch
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -25,6 +26,12 @@ enum class Device : uint8_t { Auto, Cpu, Cuda };
 // "auto", "cpu", "cuda" (also "gpu"); nullopt otherwise.
 std::optional<Device> device_from_name(std::string_view s);
 
+// Where tokens are sampled. Auto: on the device when the forward pass can
+// (CUDA with the LM head on the GPU) and the step's requests allow it, else on
+// the CPU. Cpu: always on the CPU (A/B figures, tests). The environment
+// variable VELO_SAMPLING=cpu forces Cpu for a whole process.
+enum class Sampling : uint8_t { Auto, Cpu };
+
 struct RunnerOptions {
   Device device = Device::Auto;
   int32_t gpu_layers = -1;       // CUDA: layers on the GPU (-1: as many as fit); the rest run on the CPU
@@ -34,6 +41,7 @@ struct RunnerOptions {
   int32_t kv_block_size = 16;    // tokens per KV block
   int32_t num_kv_blocks = 0;     // 0: enough for max_seqs full contexts
   int32_t max_batch_tokens = 512;  // largest StepPlan::num_tokens() accepted
+  Sampling sampling = Sampling::Auto;
 };
 
 class ModelRunner {
@@ -60,6 +68,16 @@ class ModelRunner {
   virtual Result<std::span<const float>> execute_all(const StepPlan& plan) {
     (void)plan;
     return make_error("this runner cannot return logits for every token");
+  }
+  // Sampling on the device (see Forward::forward_sample): the most penalty
+  // (token, count) pairs one step may pass, or -1 when this runner cannot
+  // sample on its device (CPU, the head on the CPU, or Sampling::Cpu).
+  virtual int32_t max_sample_penalty_tokens() const { return -1; }
+  // Runs the step and samples there: one SampleArgs per need_logits sequence
+  // (plan order) in, one token id (or a SampleFailure code) per sequence out.
+  virtual Status execute_sample(const StepPlan& plan, const SampleBatch& batch, std::span<int32_t> tokens) {
+    (void)plan, (void)batch, (void)tokens;
+    return make_error("this runner cannot sample on its device");
   }
   // Copies the K/V contents of one block into another (copy-on-write of a shared partial block).
   virtual void copy_block(int32_t src, int32_t dst) = 0;

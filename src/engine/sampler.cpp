@@ -210,6 +210,27 @@ void Sampler::fill_logprobs(int32_t chosen, TokenLogprob* lp) {
   }
 }
 
+SampleArgs Sampler::device_args(std::vector<int32_t>& tokens, std::vector<int32_t>& counts) {
+  SampleArgs a;
+  a.temperature = p_.temperature;
+  a.top_k = p_.top_k;
+  a.top_p = p_.top_p;
+  a.min_p = p_.min_p;
+  a.repeat_penalty = p_.repeat_penalty;
+  a.presence_penalty = p_.presence_penalty;
+  a.frequency_penalty = p_.frequency_penalty;
+  a.penalty_offset = static_cast<int32_t>(tokens.size());
+  a.n_penalty_tokens = num_penalty_tokens();
+  if (penalize_) {
+    for (int32_t t : distinct_) {
+      tokens.push_back(t);
+      counts.push_back(counts_[t]);
+    }
+  }
+  if (p_.temperature > 0) a.u = uniform01(rng_);  // draw() takes exactly one
+  return a;
+}
+
 Result<int32_t> Sampler::sample(std::span<const float> logits, TokenLogprob* lp) {
   if (logits.size() != static_cast<size_t>(n_vocab_))
     return make_error("sampler got " + std::to_string(logits.size()) + " logits, expected " +

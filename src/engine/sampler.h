@@ -20,6 +20,7 @@
 #include "core/result.h"
 #include "engine/engine.h"
 #include "engine/sampling_params.h"
+#include "model/sample_args.h"
 #include "tokenizer/tokenizer.h"
 
 namespace velo {
@@ -48,6 +49,20 @@ class Sampler {
   Result<int32_t> sample(std::span<const float> logits, TokenLogprob* lp = nullptr);
 
   const SamplingParams& params() const { return p_; }
+
+  // Sampling on the device (Forward::forward_sample) instead of sample(): the
+  // device runs penalties -> top-k -> top-p -> min-p -> temperature -> draw,
+  // so it serves a request exactly only without logit bias, masked
+  // end-of-generation tokens and logprobs.
+  bool device_compatible() const { return p_.logit_bias.empty() && eog_.empty() && !p_.wants_logprobs(); }
+  // (token, count) pairs device_args() appends: the distinct tokens of the penalty window.
+  int32_t num_penalty_tokens() const { return penalize_ ? static_cast<int32_t>(distinct_.size()) : 0; }
+  // This step's device arguments; appends the penalty window to tokens/counts
+  // (its offset: their size before). Takes this step's draw from the RNG
+  // exactly when sample() would (temperature > 0), so the request's stream of
+  // draws, and its tokens, are the same whichever side samples. Call once per
+  // step, only when the step is sure to sample on the device.
+  SampleArgs device_args(std::vector<int32_t>& tokens, std::vector<int32_t>& counts);
 
  private:
   struct Cand {

@@ -9,6 +9,7 @@
 
 #include "core/result.h"
 #include "engine/step_plan.h"
+#include "model/sample_args.h"
 
 namespace velo {
 
@@ -18,6 +19,15 @@ struct TransformerLimits {
   int32_t ctx_size = 2048;         // positions per sequence
   int32_t num_kv_blocks = 128;
   int32_t block_size = 16;
+};
+
+// One step's sampling work for forward_sample(): one SampleArgs per sequence
+// with need_logits, in plan order, and the penalty windows as distinct
+// (token, count) pairs.
+struct SampleBatch {
+  std::span<const SampleArgs> seqs;
+  std::span<const int32_t> penalty_tokens;  // indexed by SampleArgs::penalty_offset
+  std::span<const int32_t> penalty_counts;  // >= 1 each
 };
 
 class Forward {
@@ -33,6 +43,20 @@ class Forward {
   virtual const TransformerLimits& limits() const = 0;
   // Where it runs, for logs: "cpu (2 threads)", "cuda:0 NVIDIA H100 ... (32/32 layers)".
   virtual std::string describe() const = 0;
+
+  // Optional: sampling on the device. When the logits end in device memory
+  // (CUDA with the head on the GPU), forward_sample() runs the plan like
+  // forward() and then picks one token per need_logits sequence there, so a
+  // step sends back token ids instead of n_vocab floats per sequence.
+  // max_sample_penalty_tokens(): the most penalty pairs a step may pass; -1
+  // when this forward pass cannot sample (the default).
+  virtual int32_t max_sample_penalty_tokens() const { return -1; }
+  // batch.seqs: one per need_logits sequence in plan order; `tokens` gets as
+  // many ids (or a SampleFailure code for a row that cannot be sampled).
+  virtual Status forward_sample(const StepPlan& plan, const SampleBatch& batch, std::span<int32_t> tokens) {
+    (void)plan, (void)batch, (void)tokens;
+    return make_error("this forward pass cannot sample on its device");
+  }
 };
 
 // Checks a plan against the limits and the vocabulary: a readable error for

@@ -86,7 +86,7 @@ Result<std::unique_ptr<GpuSampler>> GpuSampler::create(int32_t n_vocab, int32_t 
 }
 
 Status GpuSampler::sample(float* logits, int32_t n_seqs, const SampleArgs* args, const int32_t* penalty_tokens,
-                          const int32_t* penalty_counts, int32_t* tokens) {
+                          const int32_t* penalty_counts, int32_t* tokens, bool per_row) {
   Impl& m = *impl_;
   if (n_seqs < 0 || n_seqs > m.max_seqs)
     return make_error("GPU sampler: " + std::to_string(n_seqs) + " sequences, made for at most " +
@@ -163,6 +163,14 @@ Status GpuSampler::sample(float* logits, int32_t n_seqs, const SampleArgs* args,
   const int32_t* codes = m.h_out.p + n_seqs;
   std::copy(ids, ids + n_seqs, tokens);
   for (int32_t i = 0; i < n_seqs; ++i) {
+    if (per_row && codes[i] != sampling::kSampleOk) {
+      switch (codes[i]) {
+        case sampling::kSampleNaN: tokens[i] = static_cast<int32_t>(SampleFailure::NaN); continue;
+        case sampling::kSampleNoToken: tokens[i] = static_cast<int32_t>(SampleFailure::NoToken); continue;
+        case sampling::kSampleInfinite: tokens[i] = static_cast<int32_t>(SampleFailure::Infinite); continue;
+        default: break;  // an unknown code stays an error
+      }
+    }
     switch (codes[i]) {
       case sampling::kSampleOk: break;
       case sampling::kSampleNaN: return make_error(seq_error(i, "the model produced NaN logits"));

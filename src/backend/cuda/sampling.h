@@ -11,22 +11,13 @@
 #include <memory>
 
 #include "core/result.h"
+#include "model/sample_args.h"
 
 namespace velo::cuda {
 
-// Per sequence, plain data copied to the device each step.
-struct SampleArgs {
-  float temperature = 0.0f;       // <= 0: greedy
-  int32_t top_k = 0;              // <= 0: off
-  float top_p = 1.0f;             // >= 1: off
-  float min_p = 0.0f;             // <= 0: off
-  float repeat_penalty = 1.0f;    // 1: off (llama.cpp semantics: divide positive logits, multiply negative)
-  float presence_penalty = 0.0f;
-  float frequency_penalty = 0.0f;
-  int32_t n_penalty_tokens = 0;   // distinct tokens in this sequence's penalty window
-  int32_t penalty_offset = 0;     // where they start in the step's penalty arrays
-  double u = 0.0;                 // uniform draw in [0, 1)
-};
+// Per sequence, plain data copied to the device each step (model/sample_args.h:
+// the type Forward::forward_sample takes).
+using velo::SampleArgs;
 
 class GpuSampler {
  public:
@@ -40,8 +31,10 @@ class GpuSampler {
   // logits: device [n_seqs][n_vocab] (modified in place by the penalties). args: host [n_seqs].
   // penalty_tokens / penalty_counts: host arrays indexed by SampleArgs::penalty_offset.
   // Writes n_seqs token ids to `tokens` (host). Synchronizes the stream (the ids are needed now).
+  // A row that cannot be sampled (NaN, every logit -inf, +inf with temperature > 0) is an error,
+  // unless `per_row` is set: then its token is the SampleFailure code and the others stand.
   Status sample(float* logits, int32_t n_seqs, const SampleArgs* args, const int32_t* penalty_tokens,
-                const int32_t* penalty_counts, int32_t* tokens);
+                const int32_t* penalty_counts, int32_t* tokens, bool per_row = false);
 
  private:
   struct Impl;
