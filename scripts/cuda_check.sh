@@ -43,7 +43,8 @@ for step in "$@"; do
   echo "==> $step"
   case "$step" in
     tests)
-      "$B/test_cuda" --gtest_filter="${FILTER:-*}" 2>&1 | tee "$OUT/test_cuda.log" | grep -E "^\[  (FAILED|PASSED|  OK|SKIPPED) |^  |Failure|error|Expected|Which is|actual" | head -150
+      # A hung kernel must not eat the device lease: stop after TEST_TIMEOUT seconds.
+      timeout -k 5 "${TEST_TIMEOUT:-300}" "$B/test_cuda" --gtest_filter="${FILTER:-*}" 2>&1 | tee "$OUT/test_cuda.log" | grep -E "^\[  (FAILED|PASSED|  OK|SKIPPED) |^  |Failure|error|Expected|Which is|actual" | head -150
       ;;
     kernels)
       "$B/bench_cuda_matmul" 2>&1 | tee "$OUT/kernels.txt"

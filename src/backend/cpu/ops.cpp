@@ -104,10 +104,12 @@ void swiglu(const float* gate, const float* up, float* out, int n) {
   int i = 0;
 #ifdef VELO_AVX512
   const __m512 one = _mm512_set1_ps(1.0f);
-  for (; i + 16 <= n; i += 16) {
-    const __m512 g = _mm512_loadu_ps(gate + i);
+  // Every element through exp16 (the tail masked), so the GPU can mirror one formula.
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
     const __m512 silu = _mm512_div_ps(g, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
-    _mm512_storeu_ps(out + i, _mm512_mul_ps(silu, _mm512_loadu_ps(up + i)));
+    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(m, up + i)));
   }
 #endif
   for (; i < n; ++i) {
@@ -162,24 +164,23 @@ void rope_cos_sin(const RopeParams& p, int32_t pos, float* cs) {
   }
 }
 
+// The rotation with its two FMAs spelled out (the ones GCC contracted the plain
+// `a*c - b*s`, `a*s + b*c` into in scalar code) so that its rounding no longer
+// depends on how the compiler vectorises the loop: the GPU does the same.
+static inline void rotate(float& a, float& b, float c, float s) {
+  const float x = a, y = b;
+  a = std::fma(x, c, -(y * s));
+  b = std::fma(x, s, y * c);
+}
+
 void rope_apply(const RopeParams& p, const float* cs, float* x, int n_heads, int head_dim) {
   const int half = p.n_rot / 2;
   for (int h = 0; h < n_heads; ++h) {
     float* v = x + static_cast<int64_t>(h) * head_dim;
     if (p.layout == RopeLayout::Norm) {
-      for (int i = 0; i < half; ++i) {
-        const float c = cs[2 * i], s = cs[2 * i + 1];
-        const float a = v[2 * i], b = v[2 * i + 1];
-        v[2 * i] = a * c - b * s;
-        v[2 * i + 1] = a * s + b * c;
-      }
+      for (int i = 0; i < half; ++i) rotate(v[2 * i], v[2 * i + 1], cs[2 * i], cs[2 * i + 1]);
     } else {
-      for (int i = 0; i < half; ++i) {
-        const float c = cs[2 * i], s = cs[2 * i + 1];
-        const float a = v[i], b = v[i + half];
-        v[i] = a * c - b * s;
-        v[i + half] = a * s + b * c;
-      }
+      for (int i = 0; i < half; ++i) rotate(v[i], v[i + half], cs[2 * i], cs[2 * i + 1]);
     }
   }
 }

@@ -53,6 +53,7 @@ Status CudaForward::init() {
   max_dequant_ = ml.max_weight_elems;
   VELO_ASSIGN_OR_RETURN(mm_, Matmul::create(ml, stream_));
   for (int v = 0; v < (c.sliding_window > 0 ? 2 : 1); ++v) {
+    VELO_ASSIGN_OR_RETURN(rope_[v], RopeTable::build(shape_.rope_params(v == 1, w_.rope_freqs), lim_.ctx_size));
     VELO_ASSIGN_OR_RETURN(prefill_[v], PrefillAttention::create(shape_.attn_args(v == 1), shape_.prefill_chunk,
                                                                 lim_.ctx_size, stream_));
   }
@@ -130,14 +131,14 @@ void CudaForward::mm(const DevMatrix& w, const float* x, int64_t m, float* y) {
   mm_->run(w, x, m, y);
 }
 
-void CudaForward::enqueue_attention(int il) {
+void CudaForward::enqueue_attention(int il, int32_t step_tokens) {
   const bool swa = cfg_.is_swa(il);
   const AttnArgs a = shape_.attn_args(swa);
   const KvLayer kv = kv_layer(il);
   const int QD = cfg_.q_dim();
   for (const Segment& s : segs_) {
     if (!s.prefill) {
-      const AttnBatch b{d_seq_ + s.t0, d_pos_ + s.t0, d_bt_, shape_.max_blocks};
+      const AttnBatch b{d_seq_ + s.t0, d_pos_ + s.t0, d_bt_, shape_.max_blocks, step_tokens};
       paged_attention(a, kv, b, q_ + static_cast<int64_t>(s.t0) * QD, att_ + static_cast<int64_t>(s.t0) * QD, s.n,
                       QD, lim_.ctx_size, attn_scratch_.get(), stream_);
       continue;
@@ -182,13 +183,13 @@ void CudaForward::enqueue_layer(int il, int32_t T) {
     rmsnorm(q_, L.q_norm, q_, static_cast<int64_t>(T) * c.n_head, D, eps, stream_);
     rmsnorm(k_, L.k_norm, k_, static_cast<int64_t>(T) * c.n_head_kv, D, eps, stream_);
   }
-  const RopeArgs ra = shape_.rope_args(swa, dm_.rope_freqs);
+  const RopeArgs& ra = rope_[swa ? 1 : 0].args();
   rope(ra, d_pos_, q_, T, c.n_head, D, QD, stream_);
   rope(ra, d_pos_, k_, T, c.n_head_kv, D, KVD, stream_);
   if (c.query_pre_scale != 1.0f) scale(q_, c.query_pre_scale, static_cast<int64_t>(T) * QD, stream_);
   kv_store(kv_layer(il), d_slot_, k_, v_, T, KVD, stream_);
 
-  enqueue_attention(il);  // att [T, QD]
+  enqueue_attention(il, T);  // att [T, QD]
 
   // x += [post_norm](att Wo^T); xb = rmsnorm(x) * ffn_norm                 [T, E]
   mm(L.wo, att_, T, xb2_);

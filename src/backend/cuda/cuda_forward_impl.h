@@ -50,7 +50,7 @@ class CudaForward final : public Forward {
   void upload_plan(const StepPlan& plan);
   void enqueue_step(int32_t T, int32_t n_out, bool all_logits);
   void enqueue_layer(int il, int32_t T);
-  void enqueue_attention(int il);
+  void enqueue_attention(int il, int32_t step_tokens);  // step_tokens: the step's query tokens
   void mm(const DevMatrix& w, const float* x, int64_t m, float* y);
   KvLayer kv_layer(int il) const;
   Result<cudaGraphExec_t> decode_graph(int32_t T);
@@ -71,6 +71,7 @@ class CudaForward final : public Forward {
   DevModel dm_;
   std::unique_ptr<Matmul> mm_;
   std::unique_ptr<PrefillAttention> prefill_[2];  // [0] global layers, [1] sliding-window layers
+  RopeTable rope_[2];                              // [0] global layers, [1] sliding-window layers
   std::unique_ptr<Transformer> cpu_;               // layers [gpu_layers, n_layer) + head when not all on the GPU
   DeviceBuffer kv_, act_, meta_, attn_scratch_, logits_all_, f16_;
   std::unordered_map<const void*, DevMatrix> f16_of_;  // quantized data -> its F16 copy

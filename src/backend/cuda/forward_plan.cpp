@@ -36,10 +36,14 @@ AttnArgs ForwardShape::attn_args(bool swa) const {
                   swa ? cfg.sliding_window : 0};
 }
 
-RopeArgs ForwardShape::rope_args(bool swa, const float* freq_factors) const {
-  const bool neox = cfg.rope_layout == cpu::RopeLayout::Neox;
-  if (swa) return RopeArgs{cfg.n_rot, cfg.rope_base_swa, 1.0f, nullptr, neox};
-  return RopeArgs{cfg.n_rot, cfg.rope_base, cfg.rope_freq_scale, freq_factors, neox};
+cpu::RopeParams ForwardShape::rope_params(bool swa, const float* freq_factors) const {
+  if (swa) return cpu::RopeParams{cfg.n_rot, cfg.rope_base_swa, 1.0f, nullptr, cfg.rope_layout};
+  return cpu::RopeParams{cfg.n_rot, cfg.rope_base, cfg.rope_freq_scale, freq_factors, cfg.rope_layout};
+}
+
+uint64_t ForwardShape::rope_table_bytes() const {
+  const uint64_t one = RopeTable::bytes(rope_params(false, nullptr), lim.ctx_size);
+  return cfg.sliding_window > 0 ? 2 * one : one;
 }
 
 MatmulLimits ForwardShape::matmul_limits(const ModelWeights& w, int gpu_layers) const {
@@ -87,6 +91,7 @@ uint64_t ForwardShape::paged_scratch_bytes() const {
 
 uint64_t ForwardShape::scratch_bytes(const ModelWeights& w, int gpu_layers) const {
   uint64_t b = act_bytes() + meta_bytes() + paged_scratch_bytes() + Matmul::scratch_bytes(matmul_limits(w, gpu_layers));
+  b += rope_table_bytes();
   const int variants = cfg.sliding_window > 0 ? 2 : 1;
   b += variants * PrefillAttention::scratch_bytes(attn_args(false), prefill_chunk, lim.ctx_size);
   return b;

@@ -26,7 +26,9 @@ struct ForwardShape {
   int32_t prefill_chunk = 0;  // queries per PrefillAttention call (bounds its S matrix)
 
   AttnArgs attn_args(bool swa) const;
-  RopeArgs rope_args(bool swa, const float* freq_factors) const;
+  // RoPE of global (swa = false) or sliding-window layers; freq_factors: host [n_rot/2] or null.
+  cpu::RopeParams rope_params(bool swa, const float* freq_factors) const;
+  uint64_t rope_table_bytes() const;      // the cos/sin tables (RopeTable) of both variants
   MatmulLimits matmul_limits(const ModelWeights& w, int gpu_layers) const;
 
   int64_t kv_layer_halves() const;        // K (or V) of one layer

@@ -1,7 +1,7 @@
 // Gated linear units: out = act(gate) * up, element-wise over rows * n.
 //
-// SiLU as cpu::swiglu: g / (1 + exp(-g)) * up in float (expf within 2 ulp of
-// the CPU's exp, so results agree to a few ulp).
+// SiLU as cpu::swiglu: g / (1 + exp(0 - g)) * up with the CPU's own exp
+// formula (cpu_math.cuh), so bit-identical.
 //
 // GeLU as cpu::geglu, which (like ggml) reads a table indexed by fp16(g) that
 // holds fp16(gelu_tanh(x)) for every half x, with g <= -10 -> 0 and g >= 10 -> g.
@@ -16,6 +16,7 @@
 
 #include <cstdint>
 
+#include "backend/cuda/cpu_math.cuh"
 #include "backend/cuda/ops.h"
 
 namespace velo::cuda {
@@ -25,7 +26,7 @@ constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 16384;
 
 struct SiluOp {
-  __device__ float operator()(float g) const { return __fdiv_rn(g, __fadd_rn(1.0f, expf(-g))); }
+  __device__ float operator()(float g) const { return cpumath::silu_ref(g); }
 };
 
 struct GeluOp {

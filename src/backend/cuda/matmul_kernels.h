@@ -123,6 +123,11 @@ void matvec_quant(GgmlType t, const void* w, int64_t rows, int64_t cols, const A
 void matvec_quant_group(const MatvecItem* items, int n, int64_t cols, const ActQ8View& x, int64_t m,
                         cudaStream_t stream);
 
+// ---- matvec_q32.cu -------------------------------------------------------
+// matvec_quant for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: bit-identical to the CPU backend's tile kernels.
+void matvec_q32(GgmlType t, const void* w, int64_t rows, int64_t cols, const ActQ8View& x, int64_t m, float* y,
+                int64_t y_stride, cudaStream_t stream);
+
 // ---- matvec_float.cu ------------------------------------------------------
 // Same for F32, F16 and BF16 weights; x: f32 [m][cols]. For F16/BF16 the activations
 // are rounded to the weights' precision like the CPU's (in the kernel for m <= 2, else

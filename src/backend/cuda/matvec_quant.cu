@@ -159,11 +159,9 @@ int kquant_sel(GgmlType t) { return t == GgmlType::Q4_K ? 0 : t == GgmlType::Q5_
 void matvec_quant(GgmlType t, const void* w, int64_t rows, int64_t cols, const ActQ8View& x, int64_t m, float* y,
                   int64_t y_stride, cudaStream_t stream) {
   switch (t) {
-    case GgmlType::Q4_0: return dispatch<MvQ32<GgmlType::Q4_0>>(w, rows, cols, x, m, y, y_stride, stream);
-    case GgmlType::Q4_1: return dispatch<MvQ32<GgmlType::Q4_1>>(w, rows, cols, x, m, y, y_stride, stream);
-    case GgmlType::Q5_0: return dispatch<MvQ32<GgmlType::Q5_0>>(w, rows, cols, x, m, y, y_stride, stream);
-    case GgmlType::Q5_1: return dispatch<MvQ32<GgmlType::Q5_1>>(w, rows, cols, x, m, y, y_stride, stream);
-    case GgmlType::Q8_0: return dispatch<MvQ8_0>(w, rows, cols, x, m, y, y_stride, stream);
+    // The 32-element types: the CPU's exact float order (matvec_q32.cu).
+    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0:
+      return matvec_q32(t, w, rows, cols, x, m, y, y_stride, stream);
     case GgmlType::Q4_K: return dispatch<MvQ45K<false>>(w, rows, cols, x, m, y, y_stride, stream);
     case GgmlType::Q5_K: return dispatch<MvQ45K<true>>(w, rows, cols, x, m, y, y_stride, stream);
     case GgmlType::Q6_K: return dispatch<MvQ6K>(w, rows, cols, x, m, y, y_stride, stream);

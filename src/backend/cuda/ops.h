@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "backend/cpu/ops.h"
+#include "backend/cuda/common.h"
 #include "backend/cuda/matmul.h"
 
 namespace velo::cuda {
@@ -41,14 +43,25 @@ void embed(const DevMatrix& table, const int32_t* tokens, int64_t T, float* x, f
 
 // ---- RoPE ---------------------------------------------------------------
 struct RopeArgs {
-  int n_rot = 0;                         // rotated dims per head (even, <= head_dim)
-  float freq_base = 10000.0f;
-  float freq_scale = 1.0f;
-  const float* freq_factors = nullptr;   // device [n_rot/2] angle divisors, or null
-  bool neox = false;                     // false: adjacent pairs (llama); true: halves (qwen, gemma)
+  int n_rot = 0;                  // rotated dims per head (even, <= head_dim)
+  bool neox = false;              // false: adjacent pairs (llama); true: halves (qwen, gemma)
+  const float* table = nullptr;   // device [max_pos][n_rot]: cos, sin of pair i at 2i, 2i+1
+  int max_pos = 0;
 };
-// Rotates, in place, n_heads heads of head_dim at x + t*row_stride for each token t < T at position pos[t].
-// Angles as cpu::rope_cos_sin computes them (theta_i = pos * freq_scale * base^(-2i/n_rot) / factor_i).
+// The cos/sin table of one RoPE variant for positions [0, max_pos), computed on the host by
+// cpu::rope_cos_sin itself (so the GPU uses the CPU's libm roundings) and uploaded once.
+class RopeTable {
+ public:
+  static uint64_t bytes(const cpu::RopeParams& p, int max_pos);
+  static Result<RopeTable> build(const cpu::RopeParams& p, int max_pos);
+  const RopeArgs& args() const { return args_; }
+
+ private:
+  DeviceBuffer buf_;
+  RopeArgs args_;
+};
+// Rotates, in place, n_heads heads of head_dim at x + t*row_stride for each token t < T at
+// position pos[t] (< a.max_pos): bit-identical to cpu::rope_apply with cpu::rope_cos_sin.
 void rope(const RopeArgs& a, const int32_t* pos, float* x, int64_t T, int n_heads, int head_dim,
           int64_t row_stride, cudaStream_t stream);
 
@@ -81,6 +94,8 @@ struct AttnBatch {
   const int32_t* tok_pos = nullptr;       // [T] position of token t (its keys are positions <= it)
   const int32_t* block_tables = nullptr;  // [n_seqs][max_blocks] physical block ids
   int max_blocks = 0;                     // row length of block_tables
+  int step_tokens = 0;                    // query tokens of the whole step (> 1: the CPU sums in its
+                                          // GEMM order); 0: this call's T
 };
 // Paged attention for T query tokens (decode tokens, or short prefill chunks), every head:
 // out[t] (heads concatenated, row stride q_stride floats like q) = softmax(q.K^T) V over

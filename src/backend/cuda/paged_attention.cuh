@@ -44,6 +44,11 @@ __device__ __forceinline__ Range split_range(const Params& p, int pos, int split
   return {begin, min(begin + per, pos + 1), (n + per - 1) / per};
 }
 
+// Enqueues the exact-order kernel (paged_attention_exact.cu) on grid (T, n_heads) when
+// the score scratch exists and its shared memory fits; false: nothing was enqueued.
+// gemm: the step has more than one query token (the CPU's 16-lane order).
+bool launch_exact(const Params& p, bool gemm, int T, cudaStream_t stream);
+
 // Enqueues the two split passes for head_dim <= dm (64, 128 or 256) on grid
 // (T, n_kv_heads * tiles, splits).
 void launch_split_passes(const Params& p, int dm, dim3 grid, cudaStream_t stream);

@@ -1,19 +1,15 @@
 // Rotary position embedding, in place, for T tokens of n_heads heads.
 //
-// One CTA per token: its threads first build the token's cos/sin table in
-// shared memory (pair i's angle as cpu::rope_cos_sin: theta_0 = pos, then
-// theta *= theta_scale i times in float, so the angles are bit-identical;
-// t = freq_scale * (theta / factor_i)), then rotate every head with it.
-// cos and sin are taken in double and rounded once (correctly rounded, where
-// the CPU's cosf/sinf are within 1 ulp); the rotation uses the FMAs GCC
-// contracts the CPU's `a*c - b*s`, `a*s + b*c` into, give or take which
-// product is fused (a 1-ulp difference). Positions up to 8192 agree with the CPU
-// to ~1e-6 relative.
+// The cos/sin of every (position, pair) come from a table that the host fills
+// with cpu::rope_cos_sin itself (RopeTable), so the angles and the libm cosf/
+// sinf roundings are the CPU's by construction; the rotation is the CPU's two
+// FMAs (cpu ops.cpp rotate). Hence bit-identical to cpu::rope_apply.
 #include <cuda_runtime.h>
 
-#include <cmath>
 #include <cstdint>
+#include <vector>
 
+#include "backend/cpu/ops.h"
 #include "backend/cuda/ops.h"
 
 namespace velo::cuda {
@@ -21,26 +17,15 @@ namespace {
 
 constexpr int kThreads = 128;
 
-// x: rows of row_stride floats, token t's heads at x + t*row_stride (head h at + h*head_dim).
-// pos: [T]; freq_factors: [n_rot/2] or null. grid = T; dynamic smem: n_rot floats.
+// x: token t's heads at x + t*row_stride (head h at + h*head_dim); pos: [T];
+// table: [max_pos][n_rot] (cos, sin of pair i at 2i, 2i+1). grid = T.
 __global__ void __launch_bounds__(kThreads)
     rope_kernel(const int32_t* pos, float* x, int n_heads, int head_dim, int64_t row_stride, int n_rot,
-                float theta_scale, float freq_scale, const float* freq_factors, bool neox) {
-  extern __shared__ float cs[];  // [n_rot/2][2]: cos, sin of pair i
+                const float* table, int max_pos, bool neox) {
   const int half = n_rot / 2;
   const int t = blockIdx.x;
-  const float p = static_cast<float>(pos[t]);
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    float theta = p;
-    for (int j = 0; j < i; ++j) theta = __fmul_rn(theta, theta_scale);  // the CPU's rounding sequence
-    const float ff = freq_factors ? freq_factors[i] : 1.0f;
-    const float a = __fmul_rn(freq_scale, __fdiv_rn(theta, ff));
-    double s, c;
-    sincos(static_cast<double>(a), &s, &c);
-    cs[2 * i] = static_cast<float>(c);
-    cs[2 * i + 1] = static_cast<float>(s);
-  }
-  __syncthreads();
+  const int p = min(max(pos[t], 0), max_pos - 1);  // plans are validated; never read out of bounds
+  const float* cs = table + static_cast<int64_t>(p) * n_rot;
   float* xt = x + static_cast<int64_t>(t) * row_stride;
   const int pairs = n_heads * half;
   for (int k = threadIdx.x; k < pairs; k += blockDim.x) {
@@ -50,20 +35,37 @@ __global__ void __launch_bounds__(kThreads)
     const float c = cs[2 * i], s = cs[2 * i + 1];
     const float a = v[ia], b = v[ib];
     v[ia] = __fmaf_rn(a, c, -__fmul_rn(b, s));
-    v[ib] = __fmaf_rn(b, c, __fmul_rn(a, s));
+    v[ib] = __fmaf_rn(a, s, __fmul_rn(b, c));
   }
 }
 
 }  // namespace
 
+uint64_t RopeTable::bytes(const cpu::RopeParams& p, int max_pos) {
+  if (p.n_rot < 2 || max_pos <= 0) return 0;
+  return static_cast<uint64_t>(p.n_rot) * static_cast<uint64_t>(max_pos) * sizeof(float);
+}
+
+Result<RopeTable> RopeTable::build(const cpu::RopeParams& p, int max_pos) {
+  RopeTable t;
+  t.args_.n_rot = p.n_rot;
+  t.args_.neox = p.layout == cpu::RopeLayout::Neox;
+  t.args_.max_pos = max_pos;
+  const uint64_t n = bytes(p, max_pos) / sizeof(float);
+  if (n == 0) return Result<RopeTable>(std::move(t));
+  std::vector<float> host(n);
+  for (int pos = 0; pos < max_pos; ++pos) cpu::rope_cos_sin(p, pos, &host[static_cast<size_t>(pos) * p.n_rot]);
+  VELO_ASSIGN_OR_RETURN(t.buf_, DeviceBuffer::alloc(n * sizeof(float)));
+  VELO_CUDA_TRY(cudaMemcpy(t.buf_.get(), host.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+  t.args_.table = t.buf_.get<float>();
+  return Result<RopeTable>(std::move(t));
+}
+
 void rope(const RopeArgs& a, const int32_t* pos, float* x, int64_t T, int n_heads, int head_dim,
           int64_t row_stride, cudaStream_t stream) {
-  if (T <= 0 || n_heads <= 0 || a.n_rot < 2) return;
-  // On the host, with the same libm call as cpu::rope_cos_sin, so it is the same float.
-  const float theta_scale = std::pow(a.freq_base, -2.0f / static_cast<float>(a.n_rot));
-  const size_t smem = static_cast<size_t>(a.n_rot / 2) * 2 * sizeof(float);
-  rope_kernel<<<dim3(static_cast<unsigned>(T)), kThreads, smem, stream>>>(
-      pos, x, n_heads, head_dim, row_stride, a.n_rot, theta_scale, a.freq_scale, a.freq_factors, a.neox);
+  if (T <= 0 || n_heads <= 0 || a.n_rot < 2 || !a.table) return;
+  rope_kernel<<<dim3(static_cast<unsigned>(T)), kThreads, 0, stream>>>(pos, x, n_heads, head_dim, row_stride,
+                                                                       a.n_rot, a.table, a.max_pos, a.neox);
 }
 
 }  // namespace velo::cuda
