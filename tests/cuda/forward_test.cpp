@@ -478,7 +478,9 @@ TEST(CudaForward, SynthDecodeGroupsMatchCpu) {
       ASSERT_EQ(g->size(), c.size());
       for (int s = 0; s < n; ++s) {
         std::span<const float> gs(g->data() + s * V, V), cs(c.data() + s * V, V);
-        EXPECT_LT(rel_err(gs, cs), 2e-2) << "step " << step << " sequence " << s;
+        // The first step's prompts (> 8 tokens) take the GEMM path: for quantized weights it is
+        // 5e-2 from the CPU, which quantizes activations to 8 bits (matmul_test.cpp).
+        EXPECT_LT(rel_err(gs, cs), type == GgmlType::BF16 ? 2e-2 : 5e-2) << "step " << step << " sequence " << s;
         toks[s].push_back(argmax(cs));
       }
     }

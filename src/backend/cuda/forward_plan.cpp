@@ -28,6 +28,12 @@ ForwardShape::ForwardShape(const ModelConfig& c, const TransformerLimits& l) : c
   const uint64_t per_query = static_cast<uint64_t>(c.n_head) * static_cast<uint64_t>(lim.ctx_size) * 6;
   int64_t chunk = static_cast<int64_t>(kPrefillScoreBytes / std::max<uint64_t>(per_query, 1));
   chunk = std::clamp<int64_t>(chunk, 16, 512);
+  // The fused kernel materialises no score matrix, and one call over the whole chunk fills
+  // the GPU better than several (measured: 6.4 vs 10.9 ms for a 2048-token 8B prompt).
+  const bool flash = PrefillAttention::resolve(attn_args(false), PrefillPath::Auto) == PrefillPath::Flash &&
+                     (c.sliding_window <= 0 ||
+                      PrefillAttention::resolve(attn_args(true), PrefillPath::Auto) == PrefillPath::Flash);
+  if (flash) chunk = lim.max_batch_tokens;
   prefill_chunk = static_cast<int32_t>(std::min<int64_t>(chunk, lim.max_batch_tokens));
 }
 

@@ -150,9 +150,11 @@ void paged_attention(const AttnArgs& a, const KvLayer& kv, const AttnBatch& b, c
   p.partial = pl.splits > 1 ? reinterpret_cast<float*>(base + pl.partial_off) : nullptr;
   p.scores = pl.scores ? reinterpret_cast<float*>(base + pl.scores_off) : nullptr;
 
-  // The CPU's exact summation order when its scratch fits (the split kernel otherwise).
+  // Steps of up to kMaxMatvecTokens tokens follow the CPU's exact summation order, like the
+  // matvecs of such steps (larger steps run GEMMs, so exactness would buy nothing there and
+  // the one-CTA-per-head kernel is slower than the split one at 32-64 sequences).
   const int64_t step_tokens = b.step_tokens > 0 ? b.step_tokens : T;
-  if (paged::launch_exact(p, step_tokens > 1, static_cast<int>(T), stream)) return;
+  if (step_tokens <= kMaxMatvecTokens && paged::launch_exact(p, step_tokens > 1, static_cast<int>(T), stream)) return;
 
   const dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(a.n_kv_heads * pl.tiles),
                   static_cast<unsigned>(pl.splits));
