@@ -3,7 +3,8 @@
 // (0xFF bytes) first, so an element a kernel failed to write shows up.
 // Tolerance: max|gpu - cpu| / max|cpu| <= 1e-6 for the norms; RoPE (its cos/sin
 // table is the CPU's own), kv_store and both GLU activations are compared bit
-// for bit.
+// for bit; the fused decode kernels (rope_store, glu_act) bit for bit with the
+// separate kernels they replace.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -21,7 +22,10 @@
 #include "backend/cpu/ops.h"
 #include "backend/cuda/devices.h"
 #include "cuda/cuda_test_util.h"
+#include "backend/cuda/matmul_kernels.h"
+#include "backend/cuda/norm_act.h"
 #include "backend/cuda/ops.h"
+#include "quant/blocks.h"
 #include "quant/fp16.h"
 
 namespace velo::cuda {
@@ -356,6 +360,126 @@ TEST_F(CudaRowOps, KvStoreBitExactWithCpu) {
   }
 }
 
+struct RopeStoreCase {
+  int n_heads, n_kv_heads, head_dim, n_rot;
+  bool neox;
+  float q_scale;
+  int q_extra, kv_extra;  // row strides beyond the heads
+};
+
+// rope_store == rope(q), rope(k), q *= q_scale per row, kv_store(k, v): q, k and both
+// caches bit for bit (the separate kernels are checked against the CPU above).
+TEST_F(CudaRowOps, RopeStoreEqualsSeparateKernels) {
+  const RopeStoreCase cases[] = {
+      {32, 8, 128, 128, false, 1.0f, 0, 0},        // llama 3 8B
+      {16, 2, 128, 128, true, 1.0f, 0, 0},         // qwen
+      {8, 4, 256, 256, true, 0.0625f, 0, 0},       // gemma3: query_pre_scale
+      {3, 1, 64, 32, true, 0.125f, 5, 3},          // partial rotation, odd strides
+      {5, 5, 80, 64, false, 0.5f, 0, 1},           // partial rotation, adjacent pairs
+      {2, 1, 64, 0, false, 1.0f, 0, 0},            // no rotation (table absent)
+      {3, 1, 5, 4, false, 0.25f, 0, 0},            // odd head_dim: the separate kernels
+  };
+  for (const RopeStoreCase& c : cases)
+    for (int T : {1, 5, 8}) {
+      SCOPED_TRACE(ctx() + " heads=" + std::to_string(c.n_heads) + "/" + std::to_string(c.n_kv_heads) +
+                   " hd=" + std::to_string(c.head_dim) + " n_rot=" + std::to_string(c.n_rot) +
+                   " T=" + std::to_string(T));
+      const int block_size = 16, num_blocks = 4, row = c.n_kv_heads * c.head_dim;
+      const int64_t qs = static_cast<int64_t>(c.n_heads) * c.head_dim + c.q_extra, kvs = row + c.kv_extra;
+      auto q = randn(static_cast<size_t>(T) * qs, 4.0f), k = randn(static_cast<size_t>(T) * kvs, 4.0f),
+           v = randn(static_cast<size_t>(T) * kvs, 4.0f);
+      std::uniform_int_distribution<int32_t> pd(0, 4095);
+      std::vector<int32_t> pos(T), slots(static_cast<size_t>(num_blocks) * block_size);
+      for (auto& p : pos) p = pd(rng_);
+      std::iota(slots.begin(), slots.end(), 0);
+      std::shuffle(slots.begin(), slots.end(), rng_);
+      slots.resize(T);
+      if (T > 1) slots.back() = -1;  // skipped
+      cpu::RopeParams p;
+      p.n_rot = c.n_rot;
+      p.freq_base = 500000.0f;
+      p.layout = c.neox ? cpu::RopeLayout::Neox : cpu::RopeLayout::Norm;
+      auto table = RopeTable::build(p, 4096);
+      ASSERT_TRUE(table.ok()) << table.message();
+      const RopeArgs& ra = table->args();
+      const size_t cache = static_cast<size_t>(num_blocks) * block_size * row;
+      Dev<int32_t> dpos(pos), dslots(slots);
+      std::vector<std::vector<float>> fl;
+      std::vector<std::vector<uint16_t>> hl;
+      for (bool fused : {false, true}) {
+        Dev<float> dq(q), dk(k), dv(v);
+        Dev<uint16_t> kc(cache), vc(cache);
+        const KvLayer layer{kc.get(), vc.get(), block_size, c.n_kv_heads, c.head_dim};
+        if (fused) {
+          rope_store(ra, dpos.get(), dq.get(), c.n_heads, qs, c.q_scale, dk.get(), dv.get(), kvs, layer,
+                     dslots.get(), T, stream_);
+        } else {
+          rope(ra, dpos.get(), dq.get(), T, c.n_heads, c.head_dim, qs, stream_);
+          rope(ra, dpos.get(), dk.get(), T, c.n_kv_heads, c.head_dim, kvs, stream_);
+          if (c.q_scale != 1.0f)
+            for (int t = 0; t < T; ++t)
+              scale(dq.get() + t * qs, c.q_scale, static_cast<int64_t>(c.n_heads) * c.head_dim, stream_);
+          kv_store(layer, dslots.get(), dk.get(), dv.get(), T, kvs, stream_);
+        }
+        sync();
+        fl.push_back(dq.download());
+        fl.push_back(dk.download());
+        hl.push_back(kc.download());
+        hl.push_back(vc.download());
+      }
+      EXPECT_EQ(count_diff(fl[2], fl[0]), 0u) << "q";
+      EXPECT_EQ(count_diff(fl[3], fl[1]), 0u) << "k";
+      EXPECT_EQ(count_diff(hl[2], hl[0]), 0u) << "K cache";
+      EXPECT_EQ(count_diff(hl[3], hl[1]), 0u) << "V cache";
+      if (c.n_rot > 0 || c.q_scale != 1.0f) EXPECT_NE(count_diff(fl[0], q), 0u) << "nothing rotated or scaled";
+    }
+}
+
+// glu_act == glu, then the standalone conversion of its output (quantize_act /
+// round_act_half) into a buffer of the same layout: out and every byte of the scratch.
+TEST_F(CudaRowOps, GluActEqualsGluThenConversion) {
+  using Kind = Matmul::ActPrep::Kind;
+  for (Kind kind : {Kind::kQ8, Kind::kQ8K, Kind::kF16, Kind::kBF16})
+    for (Glu g : {Glu::SiLU, Glu::GeLU})
+      for (int n : {512, 14336})
+        for (int rows : {1, 3, 8})
+          for (int variant = 0; variant < 3; ++variant) {  // 0: plain, 1: misaligned, 2: out aliases gate
+            SCOPED_TRACE(ctx() + " kind=" + std::to_string(static_cast<int>(kind)) + " glu=" +
+                         std::to_string(static_cast<int>(g)) + " n=" + std::to_string(n) + " rows=" +
+                         std::to_string(rows) + " variant=" + std::to_string(variant));
+            const size_t sz = static_cast<size_t>(rows) * n;
+            auto gate = randn(sz, 4.0f), up = randn(sz);
+            for (size_t i = 0; i < sz; i += 97) gate[i] *= 8.0f;  // GeLU's |g| >= 10, exp's saturation
+            if (rows > 1) std::fill(up.begin() + n, up.begin() + n + 256, 0.0f);  // all-zero blocks
+            const bool half = kind == Kind::kF16 || kind == Kind::kBF16;
+            const auto f = kind == Kind::kQ8 ? detail::ActQuant::kQ8 : detail::ActQuant::kQ8K;
+            const uint64_t bytes = half ? sz * 2 : detail::act_q8_bytes(f, rows, n);
+            const size_t off = variant == 1 ? 1 : 0;
+            std::vector<std::vector<float>> outs;
+            std::vector<std::vector<uint8_t>> acts;
+            for (bool fused : {false, true}) {
+              Dev<float> dg(gate, off), du(up, off), dout(sz, off);
+              Dev<uint8_t> act(bytes);  // poisoned: bytes neither writes stay equal
+              float* out = variant == 2 ? dg.get() : dout.get();
+              if (fused) {
+                glu_act(g, dg.get(), du.get(), out, rows, n, Matmul::ActPrep{kind, act.get()}, stream_);
+              } else {
+                glu(g, dg.get(), du.get(), out, rows, n, stream_);
+                if (half)
+                  detail::round_act_half(out, static_cast<int64_t>(sz), kind == Kind::kBF16,
+                                         reinterpret_cast<uint16_t*>(act.get()), stream_);
+                else
+                  detail::quantize_act(f, out, rows, n, act.get(), stream_);
+              }
+              sync();
+              outs.push_back(variant == 2 ? dg.download() : dout.download());
+              acts.push_back(act.download());
+            }
+            EXPECT_EQ(count_diff(outs[1], outs[0]), 0u) << "out";
+            EXPECT_EQ(count_diff(acts[1], acts[0]), 0u) << "converted";
+          }
+}
+
 // Launchers only enqueue (no sync, no allocation): a sequence of them captured into a
 // CUDA graph and replayed gives the same bits as the eager calls.
 TEST_F(CudaRowOps, LaunchersCaptureIntoGraph) {
@@ -375,6 +499,9 @@ TEST_F(CudaRowOps, LaunchersCaptureIntoGraph) {
     ASSERT_TRUE(table.ok()) << table.message();
     const RopeArgs& ra = table->args();
     const KvLayer layer{kc.get(), vc.get(), 4, heads, hd};
+    Dev<uint16_t> kc2(16 * n), vc2(16 * n);
+    const KvLayer half_layer{kc2.get(), vc2.get(), 4, heads, hd};  // k, v rows of `heads` heads
+    Dev<uint8_t> act(detail::act_q8_bytes(detail::ActQuant::kQ8, T, ff));
     cudaGraph_t g = nullptr;
     if (graph) CK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeGlobal));
     add_rmsnorm(dx.get(), dd.get(), dw.get(), dw.get(), dy.get(), T, n, 1e-6f, stream_);
@@ -382,6 +509,11 @@ TEST_F(CudaRowOps, LaunchersCaptureIntoGraph) {
     kv_store(layer, dslots.get(), dy.get(), dx.get(), T, n, stream_);
     glu(Glu::GeLU, dg.get(), du.get(), dg.get(), T, ff, stream_);
     softcap(dg.get(), 30.0f, T * ff, stream_);
+    // The fused decode kernels (programmatic dependent launches) after the others.
+    rope_store(ra, dpos.get(), dx.get(), heads / 2, n, 0.5f, dy.get(), dd.get(), n, half_layer, dslots.get(), T,
+               stream_);
+    glu_act(Glu::SiLU, dg.get(), du.get(), dg.get(), T, ff, Matmul::ActPrep{Matmul::ActPrep::Kind::kQ8, act.get()},
+            stream_);
     if (graph) {
       CK(cudaStreamEndCapture(stream_, &g));
       cudaGraphExec_t exec = nullptr;
@@ -394,7 +526,14 @@ TEST_F(CudaRowOps, LaunchersCaptureIntoGraph) {
     sync();
     std::vector<float> all = dy.download();
     for (const auto& v : {dx.download(), dg.download()}) all.insert(all.end(), v.begin(), v.end());
-    for (const auto& h : {kc.download(), vc.download()}) all.insert(all.end(), h.begin(), h.end());
+    for (const auto& h : {kc.download(), vc.download(), kc2.download(), vc2.download()})
+      all.insert(all.end(), h.begin(), h.end());
+    const std::vector<uint8_t> a = act.download();
+    for (size_t i = 0; i < a.size(); i += 4) {
+      float f;
+      std::memcpy(&f, a.data() + i, 4);
+      all.push_back(f);
+    }
     got.push_back(std::move(all));
   }
   EXPECT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * 4), 0);

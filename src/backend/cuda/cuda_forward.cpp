@@ -161,7 +161,8 @@ void CudaForward::enqueue_layer(int il, int32_t T) {
   const bool swa = c.is_swa(il);
 
   // Decode-sized steps run Q/K/V and gate/up as grouped matvecs (one launch each), whose
-  // activation conversion the norm before them writes in its epilogue (add_rmsnorm_act).
+  // activation conversion the norm before them writes in its epilogue (add_rmsnorm_act);
+  // likewise the GLU for w_down (glu_act), and RoPE + KV store are one launch (rope_store).
   const bool group = T <= kMaxMatvecTokens;
   const Matmul::Out qkv[3] = {{L.wq, q_, 0}, {L.wk, k_, 0}, {L.wv, v_, 0}};
   const Matmul::Out gate_up[2] = {{L.w_gate, hg_, 0}, {L.w_up, hu_, 0}};
@@ -184,10 +185,14 @@ void CudaForward::enqueue_layer(int il, int32_t T) {
     rmsnorm(k_, L.k_norm, k_, static_cast<int64_t>(T) * c.n_head_kv, D, eps, stream_);
   }
   const RopeArgs& ra = rope_[swa ? 1 : 0].args();
-  rope(ra, d_pos_, q_, T, c.n_head, D, QD, stream_);
-  rope(ra, d_pos_, k_, T, c.n_head_kv, D, KVD, stream_);
-  if (c.query_pre_scale != 1.0f) scale(q_, c.query_pre_scale, static_cast<int64_t>(T) * QD, stream_);
-  kv_store(kv_layer(il), d_slot_, k_, v_, T, KVD, stream_);
+  if (group) {  // the same four steps in one launch (rope_store.cu)
+    rope_store(ra, d_pos_, q_, c.n_head, QD, c.query_pre_scale, k_, v_, KVD, kv_layer(il), d_slot_, T, stream_);
+  } else {
+    rope(ra, d_pos_, q_, T, c.n_head, D, QD, stream_);
+    rope(ra, d_pos_, k_, T, c.n_head_kv, D, KVD, stream_);
+    if (c.query_pre_scale != 1.0f) scale(q_, c.query_pre_scale, static_cast<int64_t>(T) * QD, stream_);
+    kv_store(kv_layer(il), d_slot_, k_, v_, T, KVD, stream_);
+  }
 
   enqueue_attention(il, T);  // att [T, QD]
 
@@ -203,8 +208,16 @@ void CudaForward::enqueue_layer(int il, int32_t T) {
     mm(L.w_gate, xb_, T, hg_);
     mm(L.w_up, xb_, T, hu_);
   }
-  glu(c.arch == Arch::Gemma3 ? Glu::GeLU : Glu::SiLU, hg_, hu_, hg_, T, F, stream_);
-  mm(L.w_down, hg_, T, xb2_);
+  // The GLU converts its output for the w_down matvec in the same launch (glu_act).
+  const Glu act = c.arch == Arch::Gemma3 ? Glu::GeLU : Glu::SiLU;
+  if (group) {
+    const Matmul::Out down[1] = {{L.w_down, xb2_, 0}};
+    glu_act(act, hg_, hu_, hg_, T, F, mm_->act_prep(down, 1, T), stream_);
+    mm_->run_group(down, 1, hg_, T, /*x_prepared=*/true);
+  } else {
+    glu(act, hg_, hu_, hg_, T, F, stream_);
+    mm(L.w_down, hg_, T, xb2_);
+  }
   const bool last = il + 1 == static_cast<int>(dm_.layers.size());
   const float* next_norm = !last ? dm_.layers[il + 1].attn_norm : (dm_.head ? dm_.output_norm : nullptr);
   Matmul::ActPrep next_qkv;  // the next layer's Q/K/V conversion (its run_group counts on it)

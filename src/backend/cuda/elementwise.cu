@@ -3,11 +3,15 @@
 // Numerics as src/backend/cpu/ops.cpp: each result is one IEEE operation (bit
 // exact), except softcap's tanh, taken in double and rounded once (correctly
 // rounded but for astronomically rare ties; the CPU's tanhf is within 1 ulp).
+// Programmatic dependent launches (detail::launch_pdl): each kernel waits for the
+// one before it ahead of any access, so its launch overlaps that kernel's tail.
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "backend/cuda/matmul_kernels.h"
 #include "backend/cuda/ops.h"
+#include "backend/cuda/quant_dev.cuh"
 
 namespace velo::cuda {
 namespace {
@@ -38,6 +42,8 @@ template <class Op> __device__ float4 apply4(float4 a, float4 b, const Op& op) {
 // VEC: x and y 16-byte aligned; groups of 4 first, then the n % 4 tail.
 template <bool VEC, class Op>
 __global__ void __launch_bounds__(kThreads) map_kernel(float* x, const float* y, int64_t n, Op op) {
+  qdev::allow_dependents();  // the next kernel may launch now (it waits for this one)
+  qdev::wait_for_inputs();   // the inputs come from the kernel before
   const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   int64_t done = 0;
@@ -55,6 +61,8 @@ __global__ void __launch_bounds__(kThreads) map_kernel(float* x, const float* y,
 // x[r][i] += b[i]; x: [rows][n], b: [n]. grid = rows, one CTA per row.
 template <bool VEC>
 __global__ void __launch_bounds__(kThreads) add_bias_kernel(float* x, const float* b, int n) {
+  qdev::allow_dependents();  // the next kernel may launch now (it waits for this one)
+  qdev::wait_for_inputs();   // the inputs come from the kernel before
   float* xr = x + static_cast<int64_t>(blockIdx.x) * n;
   if constexpr (VEC) {
     float4* x4 = reinterpret_cast<float4*>(xr);
@@ -73,9 +81,9 @@ template <class Op> void launch_map(float* x, const float* y, int64_t n, Op op, 
   const int64_t units = vec ? (n + 3) / 4 : n;
   int64_t blocks = (units + kThreads - 1) / kThreads;
   if (blocks > kMaxBlocks) blocks = kMaxBlocks;
-  const dim3 grid(static_cast<unsigned>(blocks));
-  if (vec) map_kernel<true><<<grid, kThreads, 0, stream>>>(x, y, n, op);
-  else map_kernel<false><<<grid, kThreads, 0, stream>>>(x, y, n, op);
+  const auto grid = static_cast<unsigned>(blocks);
+  if (vec) detail::launch_pdl(map_kernel<true, Op>, grid, kThreads, stream, x, y, n, op);
+  else detail::launch_pdl(map_kernel<false, Op>, grid, kThreads, stream, x, y, n, op);
 }
 
 }  // namespace
@@ -94,9 +102,9 @@ void add_bias(float* x, const float* b, int64_t rows, int n, cudaStream_t stream
   const int units = vec ? n / 4 : n;
   int threads = (units + 31) / 32 * 32;
   if (threads > kThreads) threads = kThreads;
-  const dim3 grid(static_cast<unsigned>(rows));
-  if (vec) add_bias_kernel<true><<<grid, threads, 0, stream>>>(x, b, n);
-  else add_bias_kernel<false><<<grid, threads, 0, stream>>>(x, b, n);
+  const auto grid = static_cast<unsigned>(rows);
+  if (vec) detail::launch_pdl(add_bias_kernel<true>, grid, threads, stream, x, b, n);
+  else detail::launch_pdl(add_bias_kernel<false>, grid, threads, stream, x, b, n);
 }
 
 }  // namespace velo::cuda

@@ -1,23 +1,15 @@
 // Gated linear units: out = act(gate) * up, element-wise over rows * n.
-//
-// SiLU as cpu::swiglu: g / (1 + exp(0 - g)) * up with the CPU's own exp
-// formula (cpu_math.cuh), so bit-identical.
-//
-// GeLU as cpu::geglu, which (like ggml) reads a table indexed by fp16(g) that
-// holds fp16(gelu_tanh(x)) for every half x, with g <= -10 -> 0 and g >= 10 -> g.
-// We compute that table entry on the fly: round g to half, evaluate
-// cpu::gelu_tanh's float expression in the same operation order (including the
-// FMA that GCC contracts `1 + a * x * x` into), with tanh taken in double and
-// rounded once, then round to half. Checked on the CPU against the table for
-// every half input in (-10.5, 10.5): no entry differs, also with tanh perturbed
-// by +-8 double ulps (so the device's tanh suffices). Hence bit-identical to cpu::geglu.
+// The activations are glu_dev.cuh's (shared with glu_act.cu): bit-identical to
+// cpu::swiglu and cpu::geglu.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
-#include "backend/cuda/cpu_math.cuh"
+#include "backend/cuda/glu_dev.cuh"
+#include "backend/cuda/matmul_kernels.h"
 #include "backend/cuda/ops.h"
+#include "backend/cuda/quant_dev.cuh"
 
 namespace velo::cuda {
 namespace {
@@ -25,25 +17,8 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 16384;
 
-struct SiluOp {
-  __device__ float operator()(float g) const { return cpumath::silu_ref(g); }
-};
-
-struct GeluOp {
-  __device__ float operator()(float g) const {
-    if (g <= -10.0f) return 0.0f;
-    if (g >= 10.0f) return g;
-    const float x = __half2float(__float2half_rn(g));  // the table index
-    constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
-    constexpr float kCoefA = 0.044715f;
-    // (k * x) * fma(a * x, x, 1), then 0.5 * x * (1 + tanh(.)): cpu::gelu_tanh's order.
-    const float inner = __fmaf_rn(__fmul_rn(kCoefA, x), x, 1.0f);
-    const float u = __fmul_rn(__fmul_rn(kSqrt2OverPi, x), inner);
-    const float th = static_cast<float>(tanh(static_cast<double>(u)));
-    const float gelu = __fmul_rn(__fmul_rn(0.5f, x), __fadd_rn(1.0f, th));
-    return __half2float(__float2half_rn(gelu));  // the table holds halves
-  }
-};
+using gludev::GeluOp;
+using gludev::SiluOp;
 
 template <class Act> __device__ float4 glu4(float4 g, float4 u, const Act& act) {
   return make_float4(__fmul_rn(act(g.x), u.x), __fmul_rn(act(g.y), u.y), __fmul_rn(act(g.z), u.z),
@@ -55,6 +30,8 @@ template <class Act> __device__ float4 glu4(float4 g, float4 u, const Act& act) 
 template <bool VEC, class Act>
 __global__ void __launch_bounds__(kThreads) glu_kernel(const float* gate, const float* up, float* out, int64_t n,
                                                        Act act) {
+  qdev::allow_dependents();  // the next kernel may launch now (it waits for this one)
+  qdev::wait_for_inputs();   // the inputs come from the kernel before
   const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   int64_t done = 0;
@@ -77,9 +54,9 @@ void launch(const float* gate, const float* up, float* out, int64_t n, Act act, 
   const int64_t units = vec ? (n + 3) / 4 : n;
   int64_t blocks = (units + kThreads - 1) / kThreads;
   if (blocks > kMaxBlocks) blocks = kMaxBlocks;
-  const dim3 grid(static_cast<unsigned>(blocks));
-  if (vec) glu_kernel<true><<<grid, kThreads, 0, stream>>>(gate, up, out, n, act);
-  else glu_kernel<false><<<grid, kThreads, 0, stream>>>(gate, up, out, n, act);
+  const auto grid = static_cast<unsigned>(blocks);  // programmatic dependent launch, as glu_act
+  if (vec) detail::launch_pdl(glu_kernel<true, Act>, grid, kThreads, stream, gate, up, out, n, act);
+  else detail::launch_pdl(glu_kernel<false, Act>, grid, kThreads, stream, gate, up, out, n, act);
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 
+#include "backend/cuda/matmul_kernels.h"
 #include "backend/cuda/ops.h"
+#include "backend/cuda/quant_dev.cuh"
 
 namespace velo::cuda {
 namespace {
@@ -27,6 +29,8 @@ __global__ void __launch_bounds__(kThreads) kv_store_kernel(uint16_t* __restrict
                                                             const int32_t* __restrict__ slots,
                                                             const float* __restrict__ k,
                                                             const float* __restrict__ v, int row, int64_t stride) {
+  qdev::allow_dependents();  // the next kernel may launch now (it waits for this one)
+  qdev::wait_for_inputs();   // the inputs come from the kernel before
   const int t = blockIdx.x;
   const int32_t slot = slots[t];
   if (slot < 0) return;
@@ -60,9 +64,9 @@ void kv_store(const KvLayer& kv, const int32_t* slots, const float* k, const flo
   const int units = vec ? row / 4 : row;
   int threads = (units + 31) / 32 * 32;
   if (threads > kThreads) threads = kThreads;
-  const dim3 grid(static_cast<unsigned>(T));
-  if (vec) kv_store_kernel<true><<<grid, threads, 0, stream>>>(kv.k, kv.v, slots, k, v, row, stride);
-  else kv_store_kernel<false><<<grid, threads, 0, stream>>>(kv.k, kv.v, slots, k, v, row, stride);
+  const auto grid = static_cast<unsigned>(T);  // programmatic dependent launch, as rope()
+  if (vec) detail::launch_pdl(kv_store_kernel<true>, grid, threads, stream, kv.k, kv.v, slots, k, v, row, stride);
+  else detail::launch_pdl(kv_store_kernel<false>, grid, threads, stream, kv.k, kv.v, slots, k, v, row, stride);
 }
 
 }  // namespace velo::cuda

@@ -79,6 +79,16 @@ struct KvLayer {
 void kv_store(const KvLayer& kv, const int32_t* slots, const float* k, const float* v, int64_t T,
               int64_t stride, cudaStream_t stream);
 
+// The decode step's rope(q), rope(k), q *= q_scale and kv_store(k, v) in one launch, bit for
+// bit those kernels in that order: q (token t at q + t*q_stride, n_heads heads of
+// kv.head_dim) rotated in place and then, unless q_scale == 1, scaled; k (row t at
+// k + t*kv_stride, kv.n_kv_heads heads) rotated in place; k and v stored at slots[t] as
+// fp16 (a negative slot skips the store). A programmatic dependent launch (it waits for
+// the kernel before it ahead of any access). kv.head_dim must be even.
+void rope_store(const RopeArgs& a, const int32_t* pos, float* q, int n_heads, int64_t q_stride, float q_scale,
+                float* k, const float* v, int64_t kv_stride, const KvLayer& kv, const int32_t* slots, int64_t T,
+                cudaStream_t stream);
+
 // ---- attention ------------------------------------------------------------
 struct AttnArgs {
   int n_heads = 0;

@@ -6,6 +6,10 @@
 // scale in float (IEEE sqrt and division: this file is built without fast
 // math), then y = (x * s) * w. The results are bit-identical to the CPU's but
 // for a mean that falls within ~1e-16 of a float rounding boundary.
+//
+// Every kernel here is a programmatic dependent launch (detail::launch_pdl): it
+// waits for the kernel before it ahead of any access and lets the next one launch
+// at once, so that launch overlaps this kernel (sm_90+; plain launches elsewhere).
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -111,6 +115,8 @@ __device__ void convert_row(const float* yr, int n, const ActDst& a) {
 template <bool VEC>
 __global__ void __launch_bounds__(kMaxThreads) rmsnorm_kernel(const float* x, const float* w, float* y, int n,
                                                               float eps) {
+  qdev::allow_dependents();
+  qdev::wait_for_inputs();  // x comes from the kernel before
   __shared__ double red[32];
   using R = Row<VEC>;
   const int64_t off = static_cast<int64_t>(blockIdx.x) * n;
@@ -134,15 +140,13 @@ __global__ void __launch_bounds__(kMaxThreads) rmsnorm_kernel(const float* x, co
 // No pointer is __restrict__: y may alias d (each thread touches only its own groups,
 // and d is fully read before y is written).
 // ACT (add_rmsnorm_act): the conversion of y for the next matmul group (Matmul::ActPrep::Kind),
-// written after y; the kernel is then a programmatic dependent launch (see norm_act.h).
+// written after y.
 template <bool VEC, Matmul::ActPrep::Kind ACT = Matmul::ActPrep::Kind::kNone>  // full names: nvcc's host stub
 __global__ void __launch_bounds__(kMaxThreads) add_rmsnorm_kernel(float* x, const float* d, const float* d_w,
                                                                   const float* w, float* y, int n, float eps,
                                                                   ActDst act = {}) {
-  if constexpr (ACT != Kind::kNone) {
-    qdev::allow_dependents();  // the matvec may launch and load weights now
-    qdev::wait_for_inputs();   // d (and x) come from the kernels before
-  }
+  qdev::allow_dependents();  // the next kernel (a matvec) may launch and load weights now
+  qdev::wait_for_inputs();   // d (and x) come from the kernels before
   __shared__ double red[32];
   using R = Row<VEC>;
   const int64_t off = static_cast<int64_t>(blockIdx.x) * n;
@@ -187,9 +191,9 @@ int row_threads(int groups) {
 void rmsnorm(const float* x, const float* w, float* y, int64_t rows, int n, float eps, cudaStream_t stream) {
   if (rows <= 0 || n <= 0) return;
   const bool vec = n % 4 == 0 && aligned16(x) && aligned16(y) && (!w || aligned16(w));
-  const dim3 grid(static_cast<unsigned>(rows));
-  if (vec) rmsnorm_kernel<true><<<grid, row_threads(n / 4), 0, stream>>>(x, w, y, n, eps);
-  else rmsnorm_kernel<false><<<grid, row_threads(n), 0, stream>>>(x, w, y, n, eps);
+  const auto rows_u = static_cast<unsigned>(rows);
+  if (vec) detail::launch_pdl(rmsnorm_kernel<true>, rows_u, row_threads(n / 4), stream, x, w, y, n, eps);
+  else detail::launch_pdl(rmsnorm_kernel<false>, rows_u, row_threads(n), stream, x, w, y, n, eps);
 }
 
 void add_rmsnorm(float* x, const float* d, const float* d_w, const float* w, float* y, int64_t rows, int n,
@@ -197,9 +201,11 @@ void add_rmsnorm(float* x, const float* d, const float* d_w, const float* w, flo
   if (rows <= 0 || n <= 0) return;
   const bool vec = n % 4 == 0 && aligned16(x) && aligned16(d) && aligned16(y) && (!d_w || aligned16(d_w)) &&
                    (!w || aligned16(w));
-  const dim3 grid(static_cast<unsigned>(rows));
-  if (vec) add_rmsnorm_kernel<true><<<grid, row_threads(n / 4), 0, stream>>>(x, d, d_w, w, y, n, eps);
-  else add_rmsnorm_kernel<false><<<grid, row_threads(n), 0, stream>>>(x, d, d_w, w, y, n, eps);
+  const auto rows_u = static_cast<unsigned>(rows);
+  if (vec)
+    detail::launch_pdl(add_rmsnorm_kernel<true>, rows_u, row_threads(n / 4), stream, x, d, d_w, w, y, n, eps, ActDst{});
+  else
+    detail::launch_pdl(add_rmsnorm_kernel<false>, rows_u, row_threads(n), stream, x, d, d_w, w, y, n, eps, ActDst{});
 }
 
 namespace {

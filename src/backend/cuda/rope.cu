@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "backend/cpu/ops.h"
+#include "backend/cuda/matmul_kernels.h"
 #include "backend/cuda/ops.h"
+#include "backend/cuda/quant_dev.cuh"
 
 namespace velo::cuda {
 namespace {
@@ -22,6 +24,8 @@ constexpr int kThreads = 128;
 __global__ void __launch_bounds__(kThreads)
     rope_kernel(const int32_t* pos, float* x, int n_heads, int head_dim, int64_t row_stride, int n_rot,
                 const float* table, int max_pos, bool neox) {
+  qdev::allow_dependents();  // the next kernel may launch now (it waits for this one)
+  qdev::wait_for_inputs();   // the inputs come from the kernel before
   const int half = n_rot / 2;
   const int t = blockIdx.x;
   const int p = min(max(pos[t], 0), max_pos - 1);  // plans are validated; never read out of bounds
@@ -64,8 +68,9 @@ Result<RopeTable> RopeTable::build(const cpu::RopeParams& p, int max_pos) {
 void rope(const RopeArgs& a, const int32_t* pos, float* x, int64_t T, int n_heads, int head_dim,
           int64_t row_stride, cudaStream_t stream) {
   if (T <= 0 || n_heads <= 0 || a.n_rot < 2 || !a.table) return;
-  rope_kernel<<<dim3(static_cast<unsigned>(T)), kThreads, 0, stream>>>(pos, x, n_heads, head_dim, row_stride,
-                                                                       a.n_rot, a.table, a.max_pos, a.neox);
+  // A programmatic dependent launch: the kernel waits for the one before it ahead of any access.
+  detail::launch_pdl(rope_kernel, static_cast<unsigned>(T), kThreads, stream, pos, x, n_heads, head_dim, row_stride,
+                     a.n_rot, a.table, a.max_pos, a.neox);
 }
 
 }  // namespace velo::cuda
