@@ -44,9 +44,15 @@ quantize_q8k_kernel(const float* __restrict__ x, int64_t nblocks, int8_t* __rest
   const int64_t b = static_cast<int64_t>(blockIdx.x) * kWarpsPerCta + threadIdx.x / 32;
   if (b >= nblocks) return;
   const int lane = threadIdx.x & 31;
-  const float4* src = reinterpret_cast<const float4*>(x + b * QK_K + 8 * lane);
-  const float4 a = src[0], c = src[1];
-  const float v[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
+  const float* src = x + b * QK_K + 8 * lane;
+  float v[8];
+  if ((reinterpret_cast<uintptr_t>(x) & 15) == 0) {  // the forward's buffers; any float array otherwise
+    const float4 a = reinterpret_cast<const float4*>(src)[0], c = reinterpret_cast<const float4*>(src)[1];
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = c.x, v[5] = c.y, v[6] = c.z, v[7] = c.w;
+  } else {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] = src[i];
+  }
   qdev::quantize_q8k_block(v, b, lane, qs, d, bsum);
 }
 
