@@ -109,7 +109,98 @@ __device__ __forceinline__ ActRow act_row(const detail::ActQ8View& a, int t, int
           a.bsum ? a.bsum + t * (cols / 16) : nullptr};
 }
 
-// The 32-element types (Q4_0 .. Q8_0) have their own kernel in the CPU's float order: matvec_q32.cu.
+// ---- 32-element types: Q4_0, Q4_1, Q5_0, Q5_1 ------------------------------------
+// Two lanes per block; part p holds qs[8p, 8p+8): elements 8p.. (low nibbles) and
+// 16+8p.. (high nibbles). The lanes' integer sums are added before the one float
+// combine per block, which is then the CPU's bit for bit.
+template <GgmlType T>
+struct MvQ32 {
+  static constexpr bool kFive = T == GgmlType::Q5_0 || T == GgmlType::Q5_1;
+  static constexpr bool kMin = T == GgmlType::Q4_1 || T == GgmlType::Q5_1;
+  static constexpr int kOffset = kMin ? 0 : (kFive ? 16 : 8);  // q - offset
+  static constexpr int kBytes = T == GgmlType::Q4_0 ? 18 : T == GgmlType::Q4_1 ? 20 : T == GgmlType::Q5_0 ? 22 : 24;
+  static constexpr int kElems = 32, kLanes = 2;
+  static constexpr bool kBlockSum = true;  // integer sum across the block's lanes
+  struct W { float d, m; uint32_t lo[2], hi[2]; };
+  struct X { int lo[2], hi[2]; int sum; float d, s; };
+
+  __device__ static W load(const uint8_t* blk, int p) {
+    W w;
+    uint32_t q[2], qh = 0;
+    if constexpr (kMin) {  // 4-byte aligned layouts: d, m | (qh) | qs
+      const uint32_t dm = ld_u32(blk);
+      w.d = half_to_float(dm & 0xFFFF);
+      w.m = half_to_float(dm >> 16);
+      const uint8_t* qs = blk + (kFive ? 8 : 4) + 8 * p;
+      q[0] = ld_u32(qs);
+      q[1] = ld_u32(qs + 4);
+      if constexpr (kFive) qh = ld_u32(blk + 4);
+    } else {  // 2-byte aligned: d | (qh) | qs
+      w.d = half_to_float(ld_u16(blk));
+      w.m = 0.0f;
+      ld_words_a2<2>(blk + (kFive ? 6 : 2) + 8 * p, q);
+      if constexpr (kFive) {
+        uint32_t h[1];
+        ld_words_a2<1>(blk + 2, h);
+        qh = h[0];
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      w.lo[i] = q[i] & kLo4;
+      w.hi[i] = (q[i] >> 4) & kLo4;
+      if constexpr (kFive) {
+        w.lo[i] |= spread4_bit4((qh >> (8 * p + 4 * i)) & 0xF);
+        w.hi[i] |= spread4_bit4((qh >> (16 + 8 * p + 4 * i)) & 0xF);
+      }
+    }
+    return w;
+  }
+  __device__ static X xload(const ActRow& a, int b, int p) {
+    X x;
+    const int2 lo = *reinterpret_cast<const int2*>(a.qs + 32 * b + 8 * p);
+    const int2 hi = *reinterpret_cast<const int2*>(a.qs + 32 * b + 16 + 8 * p);
+    x.lo[0] = lo.x, x.lo[1] = lo.y, x.hi[0] = hi.x, x.hi[1] = hi.y;
+    x.sum = 0;
+    if constexpr (kOffset != 0)
+      x.sum = dp4a(0x01010101u, lo.x, dp4a(0x01010101u, lo.y, dp4a(0x01010101u, hi.x, dp4a(0x01010101u, hi.y, 0))));
+    x.d = a.d[b];
+    x.s = kMin ? a.s[b] : 0.0f;
+    return x;
+  }
+  // Σ (q - offset) · xq over this lane's 16 elements.
+  __device__ static int idot(const W& w, const X& x) {
+    int s = 0;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) s = dp4a(w.hi[i], x.hi[i], dp4a(w.lo[i], x.lo[i], s));
+    return s - kOffset * x.sum;
+  }
+  // As cpu matmul_scalar's dot_q4_0 .. dot_q5_1 per block.
+  __device__ static float combine(const W& w, const X& x, int isum) {
+    const float v = static_cast<float>(isum) * (w.d * x.d);
+    return kMin ? v + w.m * x.s : v;
+  }
+};
+
+// ---- Q8_0: four lanes per block, 8 quants each ----------------------------------
+struct MvQ8_0 {
+  static constexpr int kBytes = 34, kElems = 32, kLanes = 4;
+  static constexpr bool kBlockSum = true;
+  struct W { float d; uint32_t q[2]; };
+  struct X { int v[2]; float d; };
+  __device__ static W load(const uint8_t* blk, int p) {
+    W w;
+    w.d = half_to_float(ld_u16(blk));
+    ld_words_a2<2>(blk + 2 + 8 * p, w.q);
+    return w;
+  }
+  __device__ static X xload(const ActRow& a, int b, int p) {
+    const int2 v = *reinterpret_cast<const int2*>(a.qs + 32 * b + 8 * p);
+    return {{v.x, v.y}, a.d[b]};
+  }
+  __device__ static int idot(const W& w, const X& x) { return dp4a(w.q[1], x.v[1], dp4a(w.q[0], x.v[0], 0)); }
+  __device__ static float combine(const W& w, const X& x, int isum) { return static_cast<float>(isum) * (w.d * x.d); }
+};
 
 // ---- K-quants: eight lanes per 256-block, 32 quants each, against Q8_K ----------
 // A lane holds two runs of 16 quants (lo at element e_lo, hi at e_hi) and their
