@@ -11,6 +11,7 @@ namespace velo::cli {
 struct DeviceFlags {
   std::string device = "auto";
   int32_t gpu_layers = -1;
+  bool gpu_exact = false;
 };
 
 inline void add_device_flags(CLI::App& sub, DeviceFlags& f) {
@@ -22,6 +23,9 @@ inline void add_device_flags(CLI::App& sub, DeviceFlags& f) {
                  "Layers kept on the GPU, the rest run on the CPU (-1: as many as fit in GPU memory)")
       ->capture_default_str()
       ->check(CLI::Range(-1, 1 << 16));
+  sub.add_flag("--gpu-exact", f.gpu_exact,
+               "Decode on the GPU in the CPU backend's exact float order, so greedy output is identical to "
+               "--device cpu (slower, most at long contexts); default: faster kernels within tolerance");
 }
 
 inline Status apply_device_flags(const DeviceFlags& f, RunnerOptions& o) {
@@ -29,6 +33,7 @@ inline Status apply_device_flags(const DeviceFlags& f, RunnerOptions& o) {
   if (!d) return make_error("--device must be auto, cpu or cuda, got '" + f.device + "'");
   o.device = *d;
   o.gpu_layers = f.gpu_layers;
+  o.gpu_exact = f.gpu_exact;
   return {};
 }
 

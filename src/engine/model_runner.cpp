@@ -43,6 +43,7 @@ Result<std::unique_ptr<Forward>> make_forward(const ModelConfig& cfg, const Mode
   if (o.device == Device::Auto && cuda::list_devices().empty()) return on_cpu();
   cuda::Placement where;
   where.gpu_layers = o.gpu_layers;
+  where.exact_order = o.gpu_exact;
   return cuda::create_forward(cfg, w, lim, where, pool);
 #else
   if (o.device == Device::Cuda)

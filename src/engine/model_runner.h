@@ -35,6 +35,8 @@ enum class Sampling : uint8_t { Auto, Cpu };
 struct RunnerOptions {
   Device device = Device::Auto;
   int32_t gpu_layers = -1;       // CUDA: layers on the GPU (-1: as many as fit); the rest run on the CPU
+  bool gpu_exact = false;        // CUDA: steps of <= 8 tokens in the CPU backend's exact float order
+                                 // (greedy output identical to the CPU's; slower at long contexts)
   int32_t threads = 0;           // 0: the machine's physical cores
   int32_t ctx_size = 0;          // max tokens per sequence; 0: the model's training context (capped at 8192)
   int32_t max_seqs = 1;          // sequences that may be resident at once

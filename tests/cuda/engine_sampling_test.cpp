@@ -26,11 +26,12 @@ namespace {
 
 constexpr const char* kModel = "velo-code-40m.Q8_0.gguf";
 
-// max_batch_tokens <= 8 keeps every step on the kernels that follow the CPU's float order
-// bit for bit (cuda matvec_q32.cu, paged_attention_exact.cu); larger steps run the
-// tensor-core GEMMs, close to the CPU but not its bits.
+// With gpu_exact, max_batch_tokens <= 8 keeps every step on the kernels that follow the
+// CPU's float order bit for bit (cuda matvec_q32.cu, paged_attention_exact.cu); larger
+// steps run the tensor-core GEMMs, close to the CPU but not its bits.
 std::unique_ptr<ModelRunner> load(Device d, Sampling s, int32_t max_batch_tokens = 256) {
   RunnerOptions o;
+  o.gpu_exact = max_batch_tokens <= 8;
   o.device = d;
   o.sampling = s;
   o.threads = 4;

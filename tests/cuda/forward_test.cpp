@@ -33,10 +33,12 @@ namespace {
 #define SKIP_WITHOUT_GPU() \
   if (cuda::list_devices().empty()) GTEST_SKIP() << "no CUDA GPU"
 
+// exact: the GPU's CPU-exact order for steps of <= 8 tokens (RunnerOptions::gpu_exact).
 std::unique_ptr<ModelRunner> load(const std::string& path, Device d, int gpu_layers = -1, int max_seqs = 4,
-                                  int batch = 512) {
+                                  int batch = 512, bool exact = false) {
   RunnerOptions o;
   o.device = d;
+  o.gpu_exact = exact;
   o.gpu_layers = gpu_layers;
   o.max_seqs = max_seqs;
   o.ctx_size = 1024;
@@ -117,7 +119,7 @@ TEST_P(GreedyVsCpu, SixtyFourTokensIdentical) {
   const std::string path = test::model_path(GetParam().model);
   ASSERT_FALSE(path.empty());
   auto cpu = load(path, Device::Cpu);
-  auto gpu = load(path, Device::Cuda);
+  auto gpu = load(path, Device::Cuda, -1, 4, 512, /*exact=*/true);
   ASSERT_TRUE(cpu && gpu);
   std::printf("  device: %s\n", gpu->device().c_str());
   const auto prompt = cpu->tokenizer().encode(GetParam().prompt, true);
@@ -136,8 +138,8 @@ INSTANTIATE_TEST_SUITE_P(
     RealModels, GreedyVsCpu,
     ::testing::Values(Case{"velo-code-40m.Q8_0.gguf", "class Stack:\n    def __init__(self):\n"},
                       Case{"velo-code-40m.Q8_0.gguf", "def f("},
-                      // Prompts of <= 8 tokens: every step runs the exact-order kernels (longer
-                      // prompts take the tensor-core GEMMs, which are close but not the CPU's bits).
+                      // Prompts of <= 8 tokens: with gpu_exact every step runs the exact-order
+                      // kernels (longer prompts take the tensor-core GEMMs: close, not the CPU's bits).
                       Case{"SmolLM2-135M-Instruct.Q4_1.gguf", "The three primary colors are"},
                       Case{"SmolLM2-135M-Instruct.Q4_1.gguf", "Once upon a time"}),
     [](const auto& info) { return "case" + std::to_string(info.index); });
@@ -152,7 +154,7 @@ TEST_P(TeacherForced, NextTokenAgreesAlongTheCpuPath) {
   const std::string path = test::model_path(GetParam().model);
   ASSERT_FALSE(path.empty());
   auto cpu = load(path, Device::Cpu);
-  auto gpu = load(path, Device::Cuda);
+  auto gpu = load(path, Device::Cuda, -1, 4, 512, /*exact=*/true);
   ASSERT_TRUE(cpu && gpu);
   const auto prompt = cpu->tokenizer().encode(GetParam().prompt, true);
   const auto path_toks = greedy(*cpu, prompt, 64, nullptr);

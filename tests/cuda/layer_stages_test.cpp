@@ -69,6 +69,7 @@ TEST(CudaLayerStages, SmolLM2LayerZero) {
   ASSERT_EQ(cudaStreamCreate(&st), cudaSuccess);
   auto mm = cuda::Matmul::create({F, 8, int64_t{F} * E}, st);
   ASSERT_TRUE(mm.ok());
+  (*mm)->set_exact_order(true);  // the CPU's float order (Placement::exact_order)
   auto report = [&](const char* stage, const std::vector<float>& gpu, const std::vector<float>& cpu) {
     const double e = rel(gpu, cpu);
     size_t diff = gpu.size() == cpu.size() ? 0 : 1;
@@ -138,7 +139,7 @@ TEST(CudaLayerStages, SmolLM2LayerZero) {
     const cuda::AttnArgs a{c.n_head, c.n_head_kv, D, c.attn_scale, c.attn_softcap, 0};
     Dev sc(cuda::paged_attention_scratch_bytes(a, T, 16) + 256);
     const cuda::KvLayer kl{dk.as<uint16_t>(), dv.as<uint16_t>(), 16, c.n_head_kv, D};
-    cuda::paged_attention(a, kl, {ds.as<int32_t>(), dp.as<int32_t>(), dbt.as<int32_t>(), 1}, dq.as<float>(),
+    cuda::paged_attention(a, kl, {ds.as<int32_t>(), dp.as<int32_t>(), dbt.as<int32_t>(), 1, T, true}, dq.as<float>(),
                           dout.as<float>(), T, QD, 16, sc.p, st);
     report("attention", down(dout.as<float>(), att.size()), att);
   }

@@ -431,7 +431,9 @@ TEST_F(CudaRowOps, RopeStoreEqualsSeparateKernels) {
       EXPECT_EQ(count_diff(fl[3], fl[1]), 0u) << "k";
       EXPECT_EQ(count_diff(hl[2], hl[0]), 0u) << "K cache";
       EXPECT_EQ(count_diff(hl[3], hl[1]), 0u) << "V cache";
-      if (c.n_rot > 0 || c.q_scale != 1.0f) EXPECT_NE(count_diff(fl[0], q), 0u) << "nothing rotated or scaled";
+      if (c.n_rot > 0 || c.q_scale != 1.0f) {
+        EXPECT_NE(count_diff(fl[0], q), 0u) << "nothing rotated or scaled";
+      }
     }
 }
 

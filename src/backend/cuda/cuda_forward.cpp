@@ -52,6 +52,7 @@ Status CudaForward::init() {
   }
   max_dequant_ = ml.max_weight_elems;
   VELO_ASSIGN_OR_RETURN(mm_, Matmul::create(ml, stream_));
+  mm_->set_exact_order(where_.exact_order);
   for (int v = 0; v < (c.sliding_window > 0 ? 2 : 1); ++v) {
     VELO_ASSIGN_OR_RETURN(rope_[v], RopeTable::build(shape_.rope_params(v == 1, w_.rope_freqs), lim_.ctx_size));
     VELO_ASSIGN_OR_RETURN(prefill_[v], PrefillAttention::create(shape_.attn_args(v == 1), shape_.prefill_chunk,
@@ -90,7 +91,8 @@ Status CudaForward::init() {
   const std::string name = where_.device < static_cast<int>(devs.size()) ? devs[where_.device].name : "GPU";
   desc_ = "cuda:" + std::to_string(where_.device) + " " + name + " (" + std::to_string(L) + "/" +
           std::to_string(c.n_layer) + " layers" + (mp_.head_on_gpu ? "" : ", the rest on the CPU") + ", " +
-          std::to_string(mp_.total() >> 20) + " MiB" + (mp_.f16_cache_bytes ? ", F16 copies for prompts" : "") + ")";
+          std::to_string(mp_.total() >> 20) + " MiB" + (mp_.f16_cache_bytes ? ", F16 copies for prompts" : "") +
+          (where_.exact_order ? ", CPU-exact order" : "") + ")";
   return {};
 }
 
@@ -138,7 +140,7 @@ void CudaForward::enqueue_attention(int il, int32_t step_tokens) {
   const int QD = cfg_.q_dim();
   for (const Segment& s : segs_) {
     if (!s.prefill) {
-      const AttnBatch b{d_seq_ + s.t0, d_pos_ + s.t0, d_bt_, shape_.max_blocks, step_tokens};
+      const AttnBatch b{d_seq_ + s.t0, d_pos_ + s.t0, d_bt_, shape_.max_blocks, step_tokens, where_.exact_order};
       paged_attention(a, kv, b, q_ + static_cast<int64_t>(s.t0) * QD, att_ + static_cast<int64_t>(s.t0) * QD, s.n,
                       QD, lim_.ctx_size, attn_scratch_.get(), stream_);
       continue;

@@ -25,6 +25,8 @@ struct Placement {
   int gpu_layers = -1;   // -1: as many as fit (all when they do); else exactly this many
   bool graphs = true;    // capture decode steps into CUDA graphs
   bool f16_cache = true; // keep F16 copies of quantized weights for prompt/batched steps when memory allows
+  bool exact_order = false;  // steps of <= 8 tokens bit-identical to the CPU backend (matvec_q32.cu,
+                             // paged_attention_exact.cu); off: the faster kernels, within tolerance
 };
 
 // Device bytes the model needs with the first `gpu_layers` layers on the GPU.

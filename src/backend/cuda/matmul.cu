@@ -80,6 +80,7 @@ struct Matmul::Impl {
   void* act = nullptr;
   uint16_t* xh = nullptr;
   uint16_t* wf16 = nullptr;
+  bool exact = false;  // set_exact_order
   ~Impl() {
     if (blas) cublasDestroy(blas);
   }
@@ -87,6 +88,8 @@ struct Matmul::Impl {
 
 Matmul::Matmul(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Matmul::~Matmul() = default;
+
+void Matmul::set_exact_order(bool on) { impl_->exact = on; }
 
 uint64_t Matmul::scratch_bytes(const MatmulLimits& lim) { return layout(lim).total(); }
 
@@ -153,7 +156,7 @@ void Matmul::run(const DevMatrix& w, const float* x, int64_t m, float* y, int64_
         const ActQuant f = detail::act_quant_of(w.type);
         detail::quantize_act(f, x, m, w.cols, I.act, st);
         detail::matvec_quant(w.type, w.data, w.rows, w.cols, detail::act_q8_view(f, I.act, m, w.cols), m, y,
-                             y_stride, st);
+                             y_stride, st, I.exact);
       }
     }
     return;
@@ -246,7 +249,7 @@ void Matmul::run_group(const Out* outs, int n, const float* x, int64_t m, bool x
   }
   const ActQuant f = detail::act_quant_of(p.items[0].type);
   if (!ready) detail::quantize_act(f, x, m, p.cols, I.act, I.stream);
-  detail::matvec_quant_group(p.items, p.n, p.cols, detail::act_q8_view(f, I.act, m, p.cols), m, I.stream);
+  detail::matvec_quant_group(p.items, p.n, p.cols, detail::act_q8_view(f, I.act, m, p.cols), m, I.stream, I.exact);
 }
 
 }  // namespace velo::cuda

@@ -92,6 +92,10 @@ class Matmul {
   };
   ActPrep act_prep(const Out* outs, int n, int64_t m) const;
 
+  // On: matvecs (m <= kMaxMatvecTokens) of the 32-element quant types follow the CPU backend's
+  // float order bit for bit (matvec_q32.cu); off (default): the faster kernel, within 1e-5.
+  void set_exact_order(bool on);
+
  private:
   struct Impl;
   explicit Matmul(std::unique_ptr<Impl> impl);

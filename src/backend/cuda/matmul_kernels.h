@@ -116,12 +116,13 @@ void round_act_half(const float* x, int64_t n, bool bf16, uint16_t* out, cudaStr
 // ---- matvec_quant.cu ------------------------------------------------------
 // y[t * y_stride + r] = dot(W row r, x token t), m <= 8, for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
 // Q4_K, Q5_K, Q6_K. w: rows × row_bytes(t, cols), 16-byte aligned; x quantized per act_quant_of(t).
+// exact_order: the 32-element types run matvec_q32 (the CPU's float order, bit for bit).
 void matvec_quant(GgmlType t, const void* w, int64_t rows, int64_t cols, const ActQ8View& x, int64_t m,
-                  float* y, int64_t y_stride, cudaStream_t stream);
+                  float* y, int64_t y_stride, cudaStream_t stream, bool exact_order = false);
 // Items of one activation format (act_quant_of), same cols, rows > 0, n <= kMaxGroup: one
 // launch for K-quants of any mix or any one type, else one launch per item (on the same x).
 void matvec_quant_group(const MatvecItem* items, int n, int64_t cols, const ActQ8View& x, int64_t m,
-                        cudaStream_t stream);
+                        cudaStream_t stream, bool exact_order = false);
 
 // ---- matvec_q32.cu -------------------------------------------------------
 // matvec_quant for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: bit-identical to the CPU backend's tile kernels.

@@ -157,11 +157,16 @@ int kquant_sel(GgmlType t) { return t == GgmlType::Q4_K ? 0 : t == GgmlType::Q5_
 }  // namespace
 
 void matvec_quant(GgmlType t, const void* w, int64_t rows, int64_t cols, const ActQ8View& x, int64_t m, float* y,
-                  int64_t y_stride, cudaStream_t stream) {
+                  int64_t y_stride, cudaStream_t stream, bool exact_order) {
+  const bool q32 = t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q5_0 || t == GgmlType::Q5_1 ||
+                   t == GgmlType::Q8_0;
+  if (q32 && exact_order) return matvec_q32(t, w, rows, cols, x, m, y, y_stride, stream);  // the CPU's order
   switch (t) {
-    // The 32-element types: the CPU's exact float order (matvec_q32.cu).
-    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0:
-      return matvec_q32(t, w, rows, cols, x, m, y, y_stride, stream);
+    case GgmlType::Q4_0: return dispatch<MvQ32<GgmlType::Q4_0>>(w, rows, cols, x, m, y, y_stride, stream);
+    case GgmlType::Q4_1: return dispatch<MvQ32<GgmlType::Q4_1>>(w, rows, cols, x, m, y, y_stride, stream);
+    case GgmlType::Q5_0: return dispatch<MvQ32<GgmlType::Q5_0>>(w, rows, cols, x, m, y, y_stride, stream);
+    case GgmlType::Q5_1: return dispatch<MvQ32<GgmlType::Q5_1>>(w, rows, cols, x, m, y, y_stride, stream);
+    case GgmlType::Q8_0: return dispatch<MvQ8_0>(w, rows, cols, x, m, y, y_stride, stream);
     case GgmlType::Q4_K: return dispatch<MvQ45K<false>>(w, rows, cols, x, m, y, y_stride, stream);
     case GgmlType::Q5_K: return dispatch<MvQ45K<true>>(w, rows, cols, x, m, y, y_stride, stream);
     case GgmlType::Q6_K: return dispatch<MvQ6K>(w, rows, cols, x, m, y, y_stride, stream);
@@ -176,7 +181,7 @@ void matvec_quant(GgmlType t, const void* w, int64_t rows, int64_t cols, const A
 namespace velo::cuda::detail {
 
 void matvec_quant_group(const MatvecItem* items, int n, int64_t cols, const ActQ8View& x, int64_t m,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, bool exact_order) {
   bool same = true, kquant = true;
   for (int i = 0; i < n; ++i) {
     same = same && items[i].type == items[0].type;
@@ -194,7 +199,8 @@ void matvec_quant_group(const MatvecItem* items, int n, int64_t cols, const ActQ
     return dispatch_group<MvQ45K<false>, MvQ45K<true>, MvQ6K>(items, n, cols, x, m, kquant_sel, stream);
   // 32-element types: one launch each, on the activations quantized once.
   for (int i = 0; i < n; ++i)
-    matvec_quant(items[i].type, items[i].w, items[i].rows, cols, x, m, items[i].y, items[i].y_stride, stream);
+    matvec_quant(items[i].type, items[i].w, items[i].rows, cols, x, m, items[i].y, items[i].y_stride, stream,
+                 exact_order);
 }
 
 }  // namespace velo::cuda::detail

@@ -106,6 +106,8 @@ struct AttnBatch {
   int max_blocks = 0;                     // row length of block_tables
   int step_tokens = 0;                    // query tokens of the whole step (> 1: the CPU sums in its
                                           // GEMM order); 0: this call's T
+  bool exact_order = false;               // steps of <= 8 tokens in the CPU's exact float order
+                                          // (paged_attention_exact.cu); else the split kernel
 };
 // Paged attention for T query tokens (decode tokens, or short prefill chunks), every head:
 // out[t] (heads concatenated, row stride q_stride floats like q) = softmax(q.K^T) V over

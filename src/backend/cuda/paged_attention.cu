@@ -150,11 +150,13 @@ void paged_attention(const AttnArgs& a, const KvLayer& kv, const AttnBatch& b, c
   p.partial = pl.splits > 1 ? reinterpret_cast<float*>(base + pl.partial_off) : nullptr;
   p.scores = pl.scores ? reinterpret_cast<float*>(base + pl.scores_off) : nullptr;
 
-  // Steps of up to kMaxMatvecTokens tokens follow the CPU's exact summation order, like the
-  // matvecs of such steps (larger steps run GEMMs, so exactness would buy nothing there and
-  // the one-CTA-per-head kernel is slower than the split one at 32-64 sequences).
+  // Exact order: steps of up to kMaxMatvecTokens tokens, like the exact matvecs (larger
+  // steps run GEMMs, so exactness would buy nothing there). Its one CTA per (token, head)
+  // is 3-30x slower than the split kernel as contexts grow (512-8192 keys), hence opt-in.
   const int64_t step_tokens = b.step_tokens > 0 ? b.step_tokens : T;
-  if (step_tokens <= kMaxMatvecTokens && paged::launch_exact(p, step_tokens > 1, static_cast<int>(T), stream)) return;
+  if (b.exact_order && step_tokens <= kMaxMatvecTokens &&
+      paged::launch_exact(p, step_tokens > 1, static_cast<int>(T), stream))
+    return;
 
   const dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(a.n_kv_heads * pl.tiles),
                   static_cast<unsigned>(pl.splits));
