@@ -10,8 +10,8 @@
 //    1e-2 for F32/F16/BF16 weights; the quant types are checked against a
 //    float64 product of the dequantized weights and the unrounded activations
 //    (5e-3: fp16 rounding of both operands), and against the CPU only loosely
-//    (5e-2), because the CPU quantizes activations to 8 bits, and the outlier
-//    channel of these activations makes that error reach ~3e-2 in a 256-block.
+//    (1e-1), because the CPU quantizes activations to 8 bits, and the outlier
+//    channel of these activations makes that error reach 3-7.5e-2 in one 256-block.
 // The activation quantizers and embed are compared bit for bit.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -160,7 +160,7 @@ class CudaMatmul : public ::testing::Test {
   }
 
   double cpu_tolerance(GgmlType t, int64_t m) const {
-    if (m > kMaxMatvecTokens) return is_float(t) ? 1e-2 : 5e-2;
+    if (m > kMaxMatvecTokens) return is_float(t) ? 1e-2 : 1e-1;  // quant types: the CPU's 8-bit error (see top)
     if (exact_ && !is_float(t) && !is_kquant(t)) return 0.0;  // the 32-element quants: the CPU's bits
     return is_kquant(t) ? 1e-4 : 1e-5;
   }
