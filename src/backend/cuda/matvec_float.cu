@@ -86,16 +86,6 @@ struct Chunk {
   }
 };
 
-// The group item CTA blockIdx.x serves (block-uniform) and its first row.
-template <int R>
-__device__ __forceinline__ int group_item(const MvGroup& g, int& row0) {
-  int i = 0;
-#pragma unroll
-  for (int k = 1; k < kMaxGroup; ++k)
-    if (k < g.n && static_cast<int>(blockIdx.x) >= g.cta_begin[k]) i = k;
-  row0 = (static_cast<int>(blockIdx.x) - g.cta_begin[i]) * R;
-  return i;
-}
 
 template <GgmlType T, bool kVec, bool kRound, int R, int M, int U>
 __global__ void __launch_bounds__(kThreads, 4)

@@ -25,16 +25,6 @@ constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
 constexpr unsigned kFull = 0xffffffffu;
 
-// The group item CTA blockIdx.x serves (block-uniform) and its first row.
-template <int R>
-__device__ __forceinline__ int group_item(const MvGroup& g, int& row0) {
-  int i = 0;
-#pragma unroll
-  for (int k = 1; k < kMaxGroup; ++k)
-    if (k < g.n && static_cast<int>(blockIdx.x) >= g.cta_begin[k]) i = k;
-  row0 = (static_cast<int>(blockIdx.x) - g.cta_begin[i]) * R;
-  return i;
-}
 
 // One CTA: R rows from row0 of one matrix, M token slots (tokens t >= m are skipped at
 // run time), U steps of weight loads in flight per lane before the first is used.

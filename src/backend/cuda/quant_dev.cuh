@@ -97,6 +97,18 @@ __device__ __forceinline__ void reduce_store(const float (&acc)[R][M], int row0,
   }
 }
 
+// ---- grouped launches (matvec_quant.cu, matvec_float.cu) ------------------------
+// The group item CTA blockIdx.x serves (block-uniform) and its first row, R rows per CTA.
+template <int R>
+__device__ __forceinline__ int group_item(const detail::MvGroup& g, int& row0) {
+  int i = 0;
+#pragma unroll
+  for (int k = 1; k < detail::kMaxGroup; ++k)
+    if (k < g.n && static_cast<int>(blockIdx.x) >= g.cta_begin[k]) i = k;
+  row0 = (static_cast<int>(blockIdx.x) - g.cta_begin[i]) * R;
+  return i;
+}
+
 // ---- activations of one token (pointers already at that token's row) -----------
 struct ActRow {
   const int8_t* qs;

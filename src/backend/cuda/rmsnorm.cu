@@ -141,7 +141,8 @@ __global__ void __launch_bounds__(kMaxThreads) rmsnorm_kernel(const float* x, co
 // and d is fully read before y is written).
 // ACT (add_rmsnorm_act): the conversion of y for the next matmul group (Matmul::ActPrep::Kind),
 // written after y.
-template <bool VEC, Matmul::ActPrep::Kind ACT = Matmul::ActPrep::Kind::kNone>  // full names: nvcc's host stub
+// Qualified names: nvcc's generated host-side launch code needs them for the default argument.
+template <bool VEC, Matmul::ActPrep::Kind ACT = Matmul::ActPrep::Kind::kNone>
 __global__ void __launch_bounds__(kMaxThreads) add_rmsnorm_kernel(float* x, const float* d, const float* d_w,
                                                                   const float* w, float* y, int n, float eps,
                                                                   ActDst act = {}) {
